@@ -1,0 +1,27 @@
+"""Transforms applied to whole batches of uint8 images (N, C, H, W), on whatever device they live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class Normalize:
+    """uint8 (or float) pixels in [0, max_value] -> float `(x / max_value - mean) / std` per channel."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], max_value: float = 255.0) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.max_value = float(max_value)
+        # One multiply-add: x * scale + shift.
+        self.scale = 1.0 / (self.max_value * self.std)
+        self.shift = -self.mean / self.std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale.device != x.device:
+            self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
+        return torch.addcmul(self.shift, x.float(), self.scale)
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}, max={self.max_value})"

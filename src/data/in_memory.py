@@ -1,0 +1,155 @@
+"""Base LightningDataModule for data sets that fit in memory, served as whole-tensor batches."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+
+from src.data.tensor_loader import TensorBatchLoader
+from src.utils.errors import require
+
+
+@dataclass
+class Split:
+    """One split of a data set: inputs (N, *input_shape) and integer class targets (N,)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: Sequence[int] | torch.Tensor) -> Split:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Split(self.inputs[index], self.targets[index])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.inputs.to(device), self.targets.to(device))
+
+
+def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out) with `fraction` of every class held out, reproducible from `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    index = torch.arange(len(targets)).numpy()
+    keep, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=targets.numpy())
+    return torch.as_tensor(keep), torch.as_tensor(held)
+
+
+class InMemoryDataModule(L.LightningDataModule, ABC):
+    """Holds train/val/test as tensors and serves them with `TensorBatchLoader`.
+
+    Subclasses implement `load()` (the raw splits and class names) and may override
+    `make_transform()` (a batched transform fitted on the training split, e.g. normalisation).
+    Constructor arguments are plain values, saved in checkpoints so that evaluation can rebuild
+    the exact data pipeline.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        input_shape: Sequence[int],
+        batch_size: int | None = 64,
+        val_fraction: float = 0.1,
+        split_seed: int = 42,
+        steps_per_epoch: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        super().__init__()
+        require(
+            batch_size is None or (isinstance(batch_size, int) and batch_size > 0),
+            f"data.batch_size must be a positive integer (or null for full batch), got {batch_size!r}.",
+        )
+        require(
+            isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1,
+            f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}.",
+        )
+        require(
+            steps_per_epoch is None or (isinstance(steps_per_epoch, int) and steps_per_epoch > 0),
+            f"data.steps_per_epoch must be a positive integer or null, got {steps_per_epoch!r}.",
+        )
+        self.save_hyperparameters()
+        self.name = name
+        self.num_classes = num_classes
+        self.input_shape = tuple(input_shape)
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.steps_per_epoch = steps_per_epoch
+        self.device = device
+        self.class_names: list[str] = [str(i) for i in range(num_classes)]
+        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.train_split: Split | None = None
+        self.val_split: Split | None = None
+        self.test_split: Split | None = None
+
+    # --- what a data set provides -------------------------------------------------------------
+    @abstractmethod
+    def load(self) -> tuple[Split, Split | None, Split, list[str]]:
+        """Return (train, val or None to carve it from train, test, class names)."""
+
+    def make_transform(self, train: Split) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """A batched transform fitted on the training split (default: none)."""
+        return None
+
+    # --- Lightning hooks ----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_split is not None:
+            return
+        train, val, test, self.class_names = self.load()
+        if val is None:
+            keep, held = stratified_split(train.targets, self.val_fraction, self.split_seed)
+            train, val = train.subset(keep), train.subset(held)
+        for split_name, split in (("train", train), ("val", val), ("test", test)):
+            self._check(split_name, split)
+        self.transform = self.make_transform(train)
+        device = self._target_device()
+        self.train_split, self.val_split, self.test_split = train.to(device), val.to(device), test.to(device)
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self._loader(self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch)
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self._loader(self.val_split)
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self._loader(self.test_split)
+
+    def predict_dataloader(self) -> TensorBatchLoader:
+        return self._loader(self.test_split)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None):
+        if split is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
+        return TensorBatchLoader(
+            split.inputs, split.targets, self.batch_size, shuffle=shuffle,
+            steps_per_epoch=steps_per_epoch, transform=self.transform, seed=seed,
+        )
+
+    def _target_device(self) -> torch.device:
+        if self.device is not None:
+            return torch.device(self.device)
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _check(self, split_name: str, split: Split) -> None:
+        shape = tuple(split.inputs.shape[1:])
+        require(
+            shape == self.input_shape,
+            f"data.input_shape is {list(self.input_shape)} but the {self.name} {split_name} split has "
+            f"inputs of shape {list(shape)}; fix data.input_shape in the data config.",
+        )
+        require(len(split) > 0, f"the {self.name} {split_name} split is empty; use a smaller val_fraction.")
+        top = int(split.targets.max())
+        require(
+            top < self.num_classes,
+            f"the {self.name} {split_name} split has class {top} but data.num_classes is "
+            f"{self.num_classes}; fix data.num_classes in the data config.",
+        )

@@ -1,0 +1,82 @@
+"""Batches cut from tensors held in memory, on the CPU or a GPU: no per-sample Python work.
+
+A `TensorBatchLoader` shuffles with its own seeded generator on the tensors' device, slices
+whole batches, and applies an optional batched transform (normalisation, augmentation). It is
+what every in-memory data set is served with; Lightning accepts it like any DataLoader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class TensorBatchLoader:
+    """Iterate over `(inputs[idx], targets[idx])` batches of a split held as two tensors.
+
+    - `batch_size=None` serves the whole split as one batch (full-batch gradient descent).
+    - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass over
+      the data whenever one ends: tiny data sets then train for many steps per epoch, so the
+      per-epoch work (validation, logging) happens every N steps instead of every step.
+    - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
+      resumed run can continue the same sequence (`set_epoch`).
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int | None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        steps_per_epoch: int | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
+        if len(inputs) == 0:
+            raise ValueError("cannot batch an empty split")
+        self.inputs, self.targets = inputs, targets
+        n = len(inputs)
+        self.batch_size = n if batch_size is None else min(int(batch_size), n)
+        self.shuffle = shuffle and self.batch_size < n  # a full batch is the same batch in any order
+        self.drop_last = drop_last
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+        per_pass = n // self.batch_size if drop_last else -(-n // self.batch_size)
+        self.batches_per_pass = max(per_pass, 1)
+        self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration produce epoch `epoch`'s order."""
+        self.epoch = epoch
+
+    def _pass_indices(self, generator: torch.Generator | None) -> Iterator[torch.Tensor | slice]:
+        n, bs = len(self.inputs), self.batch_size
+        order = torch.randperm(n, generator=generator, device=generator.device) if generator else None
+        for b in range(self.batches_per_pass):
+            start = b * bs
+            yield order[start : start + bs] if order is not None else slice(start, start + bs)
+
+    def __iter__(self) -> Iterator[Batch]:
+        generator = None
+        if self.shuffle:
+            generator = torch.Generator(device=self.inputs.device)
+            generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        steps = 0
+        while steps < self.steps_per_epoch:
+            for idx in self._pass_indices(generator):
+                x, y = self.inputs[idx], self.targets[idx]
+                yield (self.transform(x) if self.transform else x), y
+                steps += 1
+                if steps == self.steps_per_epoch:
+                    return

@@ -1,0 +1,92 @@
+"""`python -m src.train`: compose the config, build data, model, callbacks, loggers and trainer,
+fit, test with the best checkpoint, and return the optimised metric (for Hydra sweepers).
+
+    python -m src.train                                  # MLP on the 8x8 digits, offline
+    python -m src.train data=iris model=softmax_regression
+    python -m src.train -m optimizer.lr=0.1,0.01 trainer.max_epochs=1
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import src.utils.resolvers  # noqa: F401  (registers ${len:...})
+from src.utils.errors import exits_on_user_error
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job; return its final metrics (validation and test)."""
+    import lightning as L
+
+    from src.callbacks.confusion_matrix import ConfusionMatrixTable
+    from src.callbacks.run_config import RunConfigInCheckpoint
+    from src.utils import instantiate as build
+    from src.utils.config_tree import print_config_tree
+    from src.utils.run_summary import one_line, scalar_metrics, write_metrics
+
+    quiet_library_noise()
+    out_dir = Path(cfg.paths.output_dir)
+    print_config_tree(cfg, save_to=out_dir / "config_tree.log")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = build.build_datamodule(cfg.data)
+    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    callbacks = build.build_all(cfg.get("callbacks"))
+    callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]
+    loggers = build.build_all(cfg.get("logger"))
+    trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
+
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = scalar_metrics(trainer.callback_metrics)
+
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("No best checkpoint was saved: testing the current weights.")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(scalar_metrics(trainer.callback_metrics))
+        print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {out_dir})", flush=True)
+
+    for logger in trainer.loggers:  # TensorBoard's HPARAMS tab: the config beside its final metrics
+        if type(logger).__name__ == "TensorBoardLogger":
+            logger.log_hyperparams(hparams_for_logging(cfg), metrics=metrics)
+    write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"))
+    return metrics
+
+
+def quiet_library_noise() -> None:
+    """Lightning prints its own INFO lines; stop them appearing twice through Hydra's root logger,
+    and drop warnings that do not apply to per-epoch logging."""
+    import warnings
+
+    logging.getLogger("lightning.pytorch").propagate = False
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+
+
+def hparams_for_logging(cfg: DictConfig) -> dict:
+    """The choices worth comparing across runs, flattened by the logger."""
+    from src.utils.instantiate import plain
+
+    keys = ("data", "model", "optimizer", "scheduler", "seed")
+    hp = {k: plain(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k] for k in keys if k in cfg}
+    hp["trainer"] = {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps", "precision", "accelerator")}
+    return hp
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exits_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

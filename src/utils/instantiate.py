@@ -1,0 +1,65 @@
+"""Build the run's objects from config: data, model, callbacks, loggers, trainer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import require
+
+
+def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
+    """A resolved, plain-Python copy of a config node (what hyper-parameters and checkpoints store)."""
+    if cfg is None:
+        return {}
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def build_datamodule(data_cfg: DictConfig | dict):
+    from hydra.utils import instantiate
+
+    return instantiate(plain(data_cfg), _convert_="all")
+
+
+def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any):
+    """The LightningModule: its config's `_target_` class called with plain-value arguments."""
+    from hydra.utils import get_class
+
+    kwargs = plain(model_cfg)
+    cls = get_class(kwargs.pop("_target_"))
+    return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **kwargs)
+
+
+def build_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a callbacks/logger group; `null` entries are switched off."""
+    from hydra.utils import instantiate
+
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def resolve_precision(accelerator: str, precision: Any) -> Any:
+    """`precision: auto` -> bf16-mixed on GPUs that support it, else 16-mixed; 32-true on the CPU."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
+    from hydra.utils import instantiate
+
+    kwargs = plain(trainer_cfg)
+    epochs = kwargs.get("max_epochs")
+    require(
+        isinstance(epochs, int) and (epochs > 0 or epochs == -1),
+        f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}.",
+    )
+    kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
+    return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)

@@ -1,0 +1,74 @@
+"""Shared test helpers: run the CLI the way a user types it, and compose configs in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+class CliResult:
+    def __init__(self, proc: subprocess.CompletedProcess, cwd: Path) -> None:
+        self.returncode, self.stdout, self.stderr, self.cwd = proc.returncode, proc.stdout, proc.stderr, cwd
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def run_dirs(self, task: str = "train") -> list[Path]:
+        """Run folders (those holding a metrics.json or a .hydra folder) under cwd/logs/<task>."""
+        base = self.cwd / "logs" / task
+        return sorted(p.parent for p in base.rglob(".hydra"))
+
+    def metrics(self, task: str = "train") -> dict[str, float]:
+        (run,) = self.run_dirs(task)
+        return json.loads((run / "metrics.json").read_text())["metrics"]
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """`cli("src.train", "data=iris", ...)` runs `python -m src.train data=iris ...` in a fresh folder."""
+
+    def run(module: str, *args: str, timeout: int = 600) -> CliResult:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120")
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+        return CliResult(proc, tmp_path)
+
+    return run
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """`compose(["data=iris"])` -> the resolved train config, with run folders under tmp_path."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    import src.utils.resolvers  # noqa: F401
+
+    def run(overrides: list[str] = (), config_name: str = "train"):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = hydra_compose(
+                config_name,
+                overrides=[*overrides, f"hydra.run.dir={tmp_path}/run", f"paths.root_dir={tmp_path}"],
+                return_hydra_config=True,
+            )
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.cwd = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield run
+    GlobalHydra.instance().clear()
