@@ -1,0 +1,170 @@
+"""The CNN zoo: every builder on 28/32/96 px (shape + one SGD step), size errors, exact sizes."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from src.models.nets.alexnet import alexnet
+from src.models.nets.common import InputShapeError, conv_output_size
+from src.models.nets.googlenet import GoogLeNetOutputs, googlenet
+from src.models.nets.lenet import lenet5
+from src.models.nets.resnet import Bottleneck, resnet18, resnet34, resnet50, resnet101
+from src.models.nets.small_cnns import seed000_cnn, seed001_cnn, seed002_simple_cnn, seed004_dropout_cnn
+from src.models.nets.vgg import vgg11, vgg13, vgg16, vgg19
+
+BUILDERS = {
+    "seed000_cnn": seed000_cnn,
+    "seed001_cnn": seed001_cnn,
+    "seed002_simple_cnn": seed002_simple_cnn,
+    "seed004_dropout_cnn": seed004_dropout_cnn,
+    "lenet5": lenet5,
+    "lenet5_tanh": partial(lenet5, activation="tanh"),
+    "alexnet": alexnet,
+    "vgg11": vgg11,
+    "vgg11_bn": partial(vgg11, batch_norm=True),
+    "vgg13": vgg13,
+    "vgg16": vgg16,
+    "vgg19": vgg19,
+    "googlenet": googlenet,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "resnet101": resnet101,
+}
+SHAPES = [(1, 28, 28), (3, 32, 32), (3, 96, 96)]
+# The file runs in ~10 s on 2 idle cores (~25 s with every net at 96 px), several times longer when
+# other processes share the cores (torch's threads then contend). To keep it short, the deepest nets
+# skip 96 px: they are made of the same blocks and stems as vgg11, resnet18 and resnet50, which are
+# tested at 96 px (where the ResNets and GoogLeNet switch to their ImageNet stems).
+SLOW_AT_96PX = {"vgg11_bn", "vgg13", "vgg16", "vgg19", "resnet34", "resnet101"}
+CASES = [
+    (name, shape) for name in BUILDERS for shape in SHAPES if not (shape[1] == 96 and name in SLOW_AT_96PX)
+]
+# Nets whose convolutions cannot fit 8x8 images (the `digits` data set), with their minimum side.
+# The others handle 8x8: padded convs, ceil-mode pools (VGG, GoogLeNet) or adaptive pooling.
+TOO_SMALL_AT_8PX = {"seed001_cnn": 20, "seed004_dropout_cnn": 12, "lenet5": 12, "lenet5_tanh": 12}
+
+
+def loss_of(output: torch.Tensor | GoogLeNetOutputs, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; for GoogLeNet's training outputs, logits loss + 0.3 * (aux1 + aux2 losses)."""
+    if isinstance(output, GoogLeNetOutputs):
+        aux = F.cross_entropy(output.aux_logits1, target) + F.cross_entropy(output.aux_logits2, target)
+        return F.cross_entropy(output.logits, target) + 0.3 * aux
+    return F.cross_entropy(output, target)
+
+
+def check_shape_and_one_step(model: nn.Module, shape: tuple[int, int, int], num_classes: int) -> None:
+    x = torch.randn(2, *shape)
+    target = torch.tensor([0, num_classes - 1])
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, num_classes)
+    model.train()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss = loss_of(model(x), target)
+    assert torch.isfinite(loss)
+    loss.backward()
+    optimizer.step()
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True)]
+    assert changed[0] and changed[-1]  # first conv and last layer
+    assert sum(changed) >= 0.9 * len(changed)
+
+
+@pytest.mark.parametrize(("name", "shape"), CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+def test_forward_shape_and_one_sgd_step(name: str, shape: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    model = BUILDERS[name](input_shape=shape, num_classes=10)
+    check_shape_and_one_step(model, shape, 10)
+
+
+@pytest.mark.parametrize("name", ["seed001_cnn", "lenet5", "resnet18"])
+def test_seven_classes(name: str) -> None:
+    torch.manual_seed(0)
+    model = BUILDERS[name](input_shape=(3, 32, 32), num_classes=7)
+    check_shape_and_one_step(model, (3, 32, 32), 7)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_8px_images_work_or_raise_at_build_time(name: str) -> None:
+    if name in TOO_SMALL_AT_8PX:
+        need = TOO_SMALL_AT_8PX[name]
+        with pytest.raises(InputShapeError, match=f"at least {need}x{need} pixels.*gives 1x8x8"):
+            BUILDERS[name](input_shape=(1, 8, 8), num_classes=10)
+    else:
+        model = BUILDERS[name](input_shape=(1, 8, 8), num_classes=10).eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_minimum_size_is_exact() -> None:
+    seed001_cnn(input_shape=(1, 20, 20), num_classes=10)
+    with pytest.raises(InputShapeError, match="seed001_cnn needs images of at least 20x20"):
+        seed001_cnn(input_shape=(1, 19, 40), num_classes=10)
+    seed004_dropout_cnn(input_shape=(1, 10, 10), num_classes=10, first_kernel=3)
+    with pytest.raises(InputShapeError, match="at least 10x10"):
+        seed004_dropout_cnn(input_shape=(1, 9, 9), num_classes=10, first_kernel=3)
+
+
+def test_input_shape_must_be_chw() -> None:
+    with pytest.raises(InputShapeError):
+        lenet5(input_shape=(28, 28), num_classes=10)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_seed004_parameter_counts() -> None:
+    assert n_params(seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10)) == 225_546
+    assert n_params(seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10, first_kernel=3)) == 225_034
+    assert seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 1600
+
+
+def test_flatten_sizes() -> None:
+    assert seed000_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 6272
+    assert seed001_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 576
+    assert seed002_simple_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 4096
+    assert lenet5(input_shape=(1, 28, 28), num_classes=10).flat_features == 16 * 5 * 5
+
+
+def has_maxpool(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.MaxPool2d) for m in module.modules())
+
+
+def test_resnet_stems_and_widths() -> None:
+    small = resnet18(input_shape=(3, 32, 32), num_classes=10)
+    assert small.stem_kind == "small" and not has_maxpool(small.stem)
+    large = resnet18(input_shape=(3, 96, 96), num_classes=10)
+    assert large.stem_kind == "imagenet" and has_maxpool(large.stem)
+    assert has_maxpool(resnet18(input_shape=(3, 32, 32), num_classes=10, stem="imagenet").stem)
+    assert small.fc.in_features == 512
+    deep = resnet50(input_shape=(3, 32, 32), num_classes=10)
+    assert Bottleneck.expansion == 4 and isinstance(deep.layer1[0], Bottleneck)
+    assert deep.fc.in_features == 2048
+    with pytest.raises(ValueError, match="stem"):
+        resnet18(input_shape=(3, 32, 32), num_classes=10, stem="tiny")
+
+
+def test_googlenet_outputs() -> None:
+    assert googlenet(input_shape=(3, 32, 32), num_classes=10).stem_kind == "small"
+    assert googlenet(input_shape=(3, 96, 96), num_classes=10).stem_kind == "imagenet"
+    model = googlenet(input_shape=(1, 28, 28), num_classes=5, aux_logits=False).train()
+    out = model(torch.randn(2, 1, 28, 28))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 5)
+    model = googlenet(input_shape=(1, 28, 28), num_classes=5).train()
+    out = model(torch.randn(2, 1, 28, 28))
+    assert isinstance(out, GoogLeNetOutputs) and all(o.shape == (2, 5) for o in out)
+
+
+def test_conv_output_size() -> None:
+    assert conv_output_size(28, 3) == 26
+    assert conv_output_size(4, 3) == 2
+    assert conv_output_size(4, 2, stride=2) == 2
+    assert conv_output_size(4, 3, padding=1) == 4
+    assert conv_output_size(32, 5, stride=2, padding=2) == 16
