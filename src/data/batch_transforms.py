@@ -24,4 +24,20 @@ class Normalize:
         return torch.addcmul(self.shift, x.float(), self.scale)
 
     def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}, max={self.max_value})"
+        mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
+        return f"Normalize(mean={mean}, std={std}, max={self.max_value})"
+
+
+class Compose:
+    """Apply batch transforms in order (None entries are skipped)."""
+
+    def __init__(self, *transforms) -> None:
+        self.transforms = [t for t in transforms if t is not None]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+    def __repr__(self) -> str:
+        return f"Compose({', '.join(map(repr, self.transforms))})"

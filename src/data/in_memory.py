@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
+from src.data.batch_transforms import Compose
 from src.data.tensor_loader import TensorBatchLoader
 from src.utils.errors import require
 
@@ -59,6 +60,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         split_seed: int = 42,
         steps_per_epoch: int | None = None,
         device: str | None = None,
+        augment: dict[str, dict | None] | None = None,
     ) -> None:
         super().__init__()
         require(
@@ -82,8 +84,10 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.split_seed = split_seed
         self.steps_per_epoch = steps_per_epoch
         self.device = device
+        self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
-        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # every split
+        self.train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # + augmentation
         self.train_split: Split | None = None
         self.val_split: Split | None = None
         self.test_split: Split | None = None
@@ -97,6 +101,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         """A batched transform fitted on the training split (default: none)."""
         return None
 
+    def build_augmentations(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Batched training-only augmentations from `augment` ({name: `_target_` config}, in order;
+        a null entry is off), applied after normalisation to float batches (N, C, H, W)."""
+        from hydra.utils import instantiate
+
+        return [instantiate(spec) for spec in self.augment.values()]
+
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_split is not None:
@@ -108,11 +119,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         for split_name, split in (("train", train), ("val", val), ("test", test)):
             self._check(split_name, split)
         self.transform = self.make_transform(train)
+        self.train_transform = Compose(self.transform, *self.build_augmentations()) if self.augment else self.transform
         device = self._target_device()
         self.train_split, self.val_split, self.test_split = train.to(device), val.to(device), test.to(device)
 
     def train_dataloader(self) -> TensorBatchLoader:
-        return self._loader(self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch)
+        return self._loader(
+            self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch, transform=self.train_transform
+        )
 
     def val_dataloader(self) -> TensorBatchLoader:
         return self._loader(self.val_split)
@@ -124,13 +138,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return self._loader(self.test_split)
 
     # --- helpers ------------------------------------------------------------------------------
-    def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None):
+    def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
+                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TensorBatchLoader:
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
         return TensorBatchLoader(
             split.inputs, split.targets, self.batch_size, shuffle=shuffle,
-            steps_per_epoch=steps_per_epoch, transform=self.transform, seed=seed,
+            steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
         )
 
     def _target_device(self) -> torch.device:
