@@ -35,7 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     print_config_tree(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build.build_datamodule(cfg.data)
+    datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]

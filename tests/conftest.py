@@ -54,6 +54,7 @@ def compose(tmp_path):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     import src.utils.resolvers  # noqa: F401
 
@@ -68,6 +69,8 @@ def compose(tmp_path):
         cfg.hydra.runtime.output_dir = str(tmp_path / "run")
         cfg.hydra.runtime.cwd = str(tmp_path)
         HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):  # the task function never sees the `hydra` node
+            del cfg["hydra"]
         return cfg
 
     yield run

@@ -16,10 +16,14 @@ def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
-def build_datamodule(data_cfg: DictConfig | dict):
+def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | None = None):
+    """The data config's DataModule; `augment` (the augment group) applies to its training batches."""
     from hydra.utils import instantiate
 
-    return instantiate(plain(data_cfg), _convert_="all")
+    kwargs = plain(data_cfg)
+    if augment:
+        kwargs["augment"] = plain(augment)
+    return instantiate(kwargs, _convert_="all")
 
 
 def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any):

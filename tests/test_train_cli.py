@@ -1,0 +1,123 @@
+"""`python -m src.train` / `src.eval` end to end, as a user types them (subprocesses, real data)."""
+
+import json
+
+import pytest
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+@pytest.mark.slow
+def test_default_job_trains_digits_logs_tensorboard_and_evaluates(cli):
+    result = cli("src.train")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "CONFIG" in result.stdout and "test: acc=" in result.stdout  # config tree + one-line summary
+    metrics = result.metrics()
+    assert metrics["test/acc"] >= 0.95
+    (run,) = result.run_dirs()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    best = [p for p in (run / "checkpoints").glob("epoch_*.ckpt")]
+    assert len(best) == 1
+    assert (run / "confusion_matrix_test.csv").read_text().startswith(",pred_0,pred_1")
+    assert (run / "config_tree.log").is_file() and (run / ".hydra" / "config.yaml").is_file()
+
+    evaluated = cli("src.eval", f"ckpt_path={best[0]}")
+    assert evaluated.returncode == 0, evaluated.output[-3000:]
+    assert evaluated.metrics("eval")["test/acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_tensorboard_holds_scalars_hparams_and_confusion_table(cli):
+    result = cli("src.train", "trainer.max_epochs=2")
+    assert result.returncode == 0, result.output[-3000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run,) = result.run_dirs()
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/f1", "test/acc", "test/recall"} <= scalars
+    tensors = set(events.Tags()["tensors"])
+    assert any("confusion_matrix" in t for t in tensors)  # add_text is stored as a tensor summary
+    plugins = events.PluginTagToContent("hparams") if "hparams" in events.Tags().get("tensors", []) else None
+    assert (run / "tensorboard" / "hparams.yaml").is_file() or plugins is not None
+
+
+def test_iris_softmax_regression_reaches_090(cli):
+    result = cli("src.train", "data=iris", "model=softmax_regression")
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.metrics()["test/acc"] >= 0.9
+
+
+def test_sweep_runs_each_job_in_its_own_folder(cli):
+    result = cli("src.train", "-m", "optimizer.lr=0.1,0.01", "trainer.max_epochs=1", "callbacks.progress_bar=null")
+    assert result.returncode == 0, result.output[-3000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    lrs = []
+    for job in jobs:
+        assert (job / "metrics.json").is_file()
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()
+        lrs.append("0.1" in overrides and "lr=0.1" in overrides)
+    assert lrs == [True, False]
+    assert json.loads((jobs[0] / "metrics.json").read_text())["optimized_metric"] == "val/acc"
+
+
+@pytest.mark.slow
+def test_seed003_gates_perceptron_learns_and_or_nand_but_not_xor(cli):
+    result = cli("src.train", "-m", "experiment=seed003_perceptron", "data.gate=and,or,nand,xor",
+                 "callbacks.progress_bar=null", "logger=none")
+    assert result.returncode == 0, result.output[-3000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    acc = {}
+    for job in sorted(p for p in sweep.iterdir() if p.name.isdigit()):
+        gate = [line for line in (job / ".hydra" / "overrides.yaml").read_text().splitlines() if "gate" in line]
+        acc[gate[0].split("=")[-1]] = json.loads((job / "metrics.json").read_text())["metrics"]["test/acc"]
+    assert acc["and"] == acc["or"] == acc["nand"] == 1.0
+    assert acc["xor"] <= 0.75
+
+
+@pytest.mark.slow
+def test_seed003_xor_mlp_learns_xor(cli):
+    result = cli("src.train", "experiment=seed003_xor_mlp", "callbacks.progress_bar=null", "logger=none")
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.metrics()["test/acc"] == 1.0
+
+
+def test_debug_fast_dev_run_and_csv_logger(cli):
+    result = cli("src.train", "debug=fdr")
+    assert result.returncode == 0, result.output[-3000:]
+    result = cli("src.train", "trainer=cpu", "logger=csv", "trainer.max_epochs=1", "scheduler=cosine",
+                 "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true")
+    assert result.returncode == 0, result.output[-3000:]
+    run = result.run_dirs()[-1]  # the second of the two runs
+    assert (run / "csv" / "metrics.csv").read_text().count("val/acc") >= 1
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["model=resnet_tiny_typo"], ["Could not find 'model/resnet_tiny_typo'", "Available options in 'model'",
+                                      "softmax_regression"]),
+        (["optimizer.lr=-1"], ["optimizer.lr must be a positive number, got -1"]),
+        (["data.batch_size=0"], ["data.batch_size must be a positive integer"]),
+        (["data.val_fraction=1.5"], ["data.val_fraction must be between 0 and 1"]),
+        (["model=perceptron"], ["one output unit for a two-class problem, but the data set has 10 classes"]),
+        (["data.input_shape=[1,9,9]"], ["data.input_shape is [1, 9, 9] but the digits train split has inputs of "
+                                        "shape [1, 8, 8]"]),
+    ],
+)
+def test_bad_input_stops_with_one_sentence(cli, args, fragments):
+    assert_clean_failure(cli("src.train", *args, "trainer.max_epochs=1"), *fragments)
+
+
+def test_eval_bad_checkpoints(cli, tmp_path):
+    assert_clean_failure(cli("src.eval"), "ckpt_path is required")
+    assert_clean_failure(cli("src.eval", "ckpt_path=missing.ckpt"), "no checkpoint at missing.ckpt")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"not a checkpoint")
+    assert_clean_failure(cli("src.eval", f"ckpt_path={tmp_path / 'corrupt.ckpt'}"), "not a readable PyTorch checkpoint")
