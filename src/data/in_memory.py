@@ -59,6 +59,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         val_fraction: float = 0.1,
         split_seed: int = 42,
         steps_per_epoch: int | None = None,
+        steps_per_call: int = 1,
         device: str | None = None,
         augment: dict[str, dict | None] | None = None,
     ) -> None:
@@ -75,6 +76,10 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             steps_per_epoch is None or (isinstance(steps_per_epoch, int) and steps_per_epoch > 0),
             f"data.steps_per_epoch must be a positive integer or null, got {steps_per_epoch!r}.",
         )
+        require(
+            isinstance(steps_per_call, int) and steps_per_call > 0,
+            f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",
+        )
         self.save_hyperparameters()
         self.name = name
         self.num_classes = num_classes
@@ -83,6 +88,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.steps_per_epoch = steps_per_epoch
+        self.steps_per_call = steps_per_call
         self.device = device
         self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
@@ -125,7 +131,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self._loader(
-            self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch, transform=self.train_transform
+            self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch, transform=self.train_transform,
+            steps_per_call=self.steps_per_call,
         )
 
     def val_dataloader(self) -> TensorBatchLoader:
@@ -139,13 +146,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
-                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TensorBatchLoader:
+                transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                steps_per_call: int = 1) -> TensorBatchLoader:
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
         return TensorBatchLoader(
             split.inputs, split.targets, self.batch_size, shuffle=shuffle,
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
+            steps_per_call=steps_per_call,
         )
 
     def _target_device(self) -> torch.device:

@@ -21,6 +21,9 @@ class TensorBatchLoader:
     - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass over
       the data whenever one ends: tiny data sets then train for many steps per epoch, so the
       per-epoch work (validation, logging) happens every N steps instead of every step.
+    - `steps_per_call=K` hands out lists of K consecutive batches: a LightningModule can then take
+      K optimisation steps per call of its `training_step`, which removes the framework's
+      per-step overhead from tiny many-step recipes (the batches and their order are unchanged).
     - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
       resumed run can continue the same sequence (`set_epoch`).
     """
@@ -35,6 +38,7 @@ class TensorBatchLoader:
         steps_per_epoch: int | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
+        steps_per_call: int = 1,
     ) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
@@ -51,9 +55,10 @@ class TensorBatchLoader:
         per_pass = n // self.batch_size if drop_last else -(-n // self.batch_size)
         self.batches_per_pass = max(per_pass, 1)
         self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+        self.steps_per_call = max(int(steps_per_call), 1)
 
     def __len__(self) -> int:
-        return self.steps_per_epoch
+        return -(-self.steps_per_epoch // self.steps_per_call)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration produce epoch `epoch`'s order."""
@@ -66,7 +71,20 @@ class TensorBatchLoader:
             start = b * bs
             yield order[start : start + bs] if order is not None else slice(start, start + bs)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch | list[Batch]]:
+        if self.steps_per_call == 1:
+            yield from self._batches()
+            return
+        group: list[Batch] = []
+        for batch in self._batches():
+            group.append(batch)
+            if len(group) == self.steps_per_call:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _batches(self) -> Iterator[Batch]:
         generator = None
         if self.shuffle:
             generator = torch.Generator(device=self.inputs.device)

@@ -10,11 +10,11 @@ from typing import Any
 
 import lightning as L
 import torch
-import torchmetrics
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from src.models.losses import MULTICLASS_LOSSES, binary_cross_entropy
+from src.models.metrics import metrics_from_confusion
 from src.utils.errors import UserError, require
 
 
@@ -29,20 +29,6 @@ def build_net(net: dict[str, Any]) -> nn.Module:
         if isinstance(cause, ValueError):
             raise UserError(str(cause).rstrip(".") + ".") from None
         raise
-
-
-def eval_metrics(num_classes: int, prefix: str) -> torchmetrics.MetricCollection:
-    """Accuracy and macro precision / recall / F1 of a multi-class problem."""
-    kw = {"num_classes": num_classes}
-    return torchmetrics.MetricCollection(
-        {
-            "acc": MulticlassAccuracy(average="micro", **kw),
-            "precision": torchmetrics.classification.MulticlassPrecision(average="macro", **kw),
-            "recall": torchmetrics.classification.MulticlassRecall(average="macro", **kw),
-            "f1": torchmetrics.classification.MulticlassF1Score(average="macro", **kw),
-        },
-        prefix=prefix,
-    )
 
 
 class ClassificationModule(L.LightningModule):
@@ -66,14 +52,14 @@ class ClassificationModule(L.LightningModule):
         self._check_hparams()
         self.net = build_net(net)
         self.num_classes = num_classes
-        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_metrics = eval_metrics(num_classes, "val/")
-        self.test_metrics = eval_metrics(num_classes, "test/")
-        self.test_confusion = torchmetrics.classification.MulticlassConfusionMatrix(num_classes=num_classes)
-        self.val_acc_best = torchmetrics.MaxMetric()
-        self.train_loss = torchmetrics.MeanMetric()
-        self.val_loss = torchmetrics.MeanMetric()
-        self.test_loss = torchmetrics.MeanMetric()
+        self.val_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.val_acc_best = 0.0
+        self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
+        self.test_confusion_matrix: torch.Tensor | None = None
+        self.steps_per_call = 1
+        self._reset_train_sums()
+        self._reset_eval_sums()
 
     # --- what differs between families ---------------------------------------------------------
     def _check_hparams(self) -> None:
@@ -115,56 +101,157 @@ class ClassificationModule(L.LightningModule):
         weights = [p.abs().sum() for p in self.net.parameters() if p.ndim > 1]
         return self.hparams.l1 * torch.stack(weights).sum()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
+    # --- training ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Tiny many-step recipes: when the data module hands out groups of K batches
+        (`data.steps_per_call=K`), take K optimisation steps per `training_step` (manual
+        optimisation), so Lightning's per-step overhead is paid once per K steps."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        self.steps_per_call = int(getattr(datamodule, "steps_per_call", 1) or 1)
+        self.automatic_optimization = self.steps_per_call == 1
+        if not self.automatic_optimization:
+            require(
+                self.trainer.accumulate_grad_batches == 1,
+                "trainer.accumulate_grad_batches cannot be combined with data.steps_per_call > 1; "
+                "set one of them to 1.",
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_train_sums()
+
+    def _reset_train_sums(self) -> None:
+        """Running sums of the epoch's train loss and correct predictions, kept on the device:
+        no torchmetrics update and no host sync per step."""
+        self._train_loss_sum = torch.zeros((), device=self.device)
+        self._train_correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._train_count = 0
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy."""
         outputs = self(x)
         loss = self.compute_loss(outputs, y)
-        self.train_loss.update(loss.detach())
-        self.train_acc.update(self.class_scores(outputs.detach()), y)
+        with torch.no_grad():
+            self._train_loss_sum += loss.detach() * len(y)
+            self._train_correct += (self.class_scores(outputs.detach()).argmax(1) == y).sum()
+        self._train_count += len(y)
         return loss + self.l1_penalty()
 
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        if self.automatic_optimization:
+            return self._loss(*batch)
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self._scheduler_interval() == "step" else None
+        plain = self._plain_steps_possible()
+        for x, y in batch:
+            if 0 < self.trainer.max_steps <= self.trainer.global_step:
+                break
+            loss = self._loss(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            if plain:
+                # Full precision on one device with no clipping: PyTorch's own backward and step, between
+                # Lightning's progress hooks (so global_step and max_steps stay exact).
+                loss.backward()
+                optimizer._on_before_step()
+                optimizer.optimizer.step()
+                optimizer._on_after_step()
+            else:
+                self.manual_backward(loss)
+                if self.trainer.gradient_clip_val:
+                    self.clip_gradients(optimizer, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        return None
+
+    def _plain_steps_possible(self) -> bool:
+        trainer = self.trainer
+        return (
+            trainer.world_size == 1
+            and type(trainer.precision_plugin).__name__ == "Precision"  # 32-true: no scaler, no autocast
+            and not trainer.gradient_clip_val
+        )
+
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss", self.train_loss.compute(), prog_bar=True)
-        self.log("train/acc", self.train_acc.compute(), prog_bar=True)
-        self.train_loss.reset()
-        self.train_acc.reset()
+        self._log_optimizer_step()
+        if self._train_count:
+            self.log("train/loss", self._train_loss_sum / self._train_count, prog_bar=True, sync_dist=True)
+            self.log("train/acc", self._train_correct.float() / self._train_count, prog_bar=True, sync_dist=True)
+        if not self.automatic_optimization and self._scheduler_interval() == "epoch":
+            self._step_epoch_scheduler()
+
+    def _log_optimizer_step(self) -> None:
+        """With K steps per call, Lightning's logging x-axis counts calls; a logged `step` makes the
+        loggers use the optimizer step instead, so curves keep the true step resolution."""
+        if not self.automatic_optimization and not self.trainer.sanity_checking:
+            self.log("step", float(self.trainer.global_step - 1))  # 0-based, as Lightning counts
+
+    def _scheduler_interval(self) -> str | None:
+        scheduler = self.hparams.scheduler or {}
+        return scheduler.get("interval", "epoch") if scheduler else None
+
+    def _step_epoch_scheduler(self) -> None:
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitor = (self.hparams.scheduler or {}).get("monitor", "val/loss")
+            value = self.trainer.callback_metrics.get(monitor)
+            if value is not None:
+                scheduler.step(value)
+        else:
+            scheduler.step()
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def _reset_eval_sums(self) -> None:
+        self._eval_loss_sum = torch.zeros((), device=self.device)
+        self._eval_count = 0
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], confusion: MulticlassConfusionMatrix) -> None:
+        x, y = batch
+        outputs = self(x)
+        self._eval_loss_sum += self.compute_loss(outputs, y).detach() * len(y)
+        self._eval_count += len(y)
+        confusion.update(self.class_scores(outputs), y)
+
+    def _eval_epoch_end(self, confusion: MulticlassConfusionMatrix, prefix: str) -> torch.Tensor:
+        """Log `<prefix>/loss`, acc, precision, recall, f1; return the epoch's confusion matrix."""
+        matrix = confusion.compute()
+        confusion.reset()
+        metrics = {f"{prefix}/{k}": v for k, v in metrics_from_confusion(matrix).items()}
+        if self._eval_count:
+            metrics[f"{prefix}/loss"] = self._eval_loss_sum / self._eval_count
+        self._reset_eval_sums()
+        shown = {f"{prefix}/acc", f"{prefix}/loss"} if prefix == "val" else set()
+        for key, value in metrics.items():
+            self.log(key, value, prog_bar=key in shown, sync_dist=key.endswith("/loss"))
+        return matrix
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_eval_sums()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        outputs = self(x)
-        self.val_loss.update(self.compute_loss(outputs, y), weight=len(y))
-        self.val_metrics.update(self.class_scores(outputs), y)
+        self._eval_step(batch, self.val_confusion)
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.val_metrics.compute()
-        self.val_acc_best.update(metrics["val/acc"])
-        self.log("val/acc", metrics.pop("val/acc"), prog_bar=True)
-        self.log("val/loss", self.val_loss.compute(), prog_bar=True)
-        self.log_dict(metrics)
-        self.log("val/acc_best", self.val_acc_best.compute())
-        self.val_metrics.reset()
-        self.val_loss.reset()
+        self._log_optimizer_step()
+        self.val_confusion_matrix = self._eval_epoch_end(self.val_confusion, "val").cpu()
+        if not self.trainer.sanity_checking:
+            acc = float(self.trainer.callback_metrics["val/acc"])
+            self.val_acc_best = max(self.val_acc_best, acc)
+        self.log("val/acc_best", self.val_acc_best)
 
-    def on_train_start(self) -> None:
-        # The sanity check must not count towards the best validation accuracy.
-        self.val_acc_best.reset()
+    def on_test_epoch_start(self) -> None:
+        self._reset_eval_sums()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        outputs = self(x)
-        scores = self.class_scores(outputs)
-        self.test_loss.update(self.compute_loss(outputs, y), weight=len(y))
-        self.test_metrics.update(scores, y)
-        self.test_confusion.update(scores, y)
+        self._eval_step(batch, self.test_confusion)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.log("test/loss", self.test_loss.compute())
-        self.test_metrics.reset()
-        self.test_loss.reset()
-        # Kept for callbacks (tables, plots) that run after this hook; reset at the next test.
-        self.test_confusion_matrix = self.test_confusion.compute().cpu()
-        self.test_confusion.reset()
+        self.test_confusion_matrix = self._eval_epoch_end(self.test_confusion, "test").cpu()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_acc_best"] = self.val_acc_best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_acc_best = float(checkpoint.get("val_acc_best", 0.0))
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -24,5 +24,6 @@ def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> Non
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         with open(save_to, "w") as f:
             rich.print(tree, file=f)

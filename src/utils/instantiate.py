@@ -66,4 +66,6 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
         f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}.",
     )
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
+    # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
+    kwargs.setdefault("enable_checkpointing", any(type(c).__name__ == "ModelCheckpoint" for c in callbacks))
     return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)

@@ -59,3 +59,12 @@ def test_normalize_maps_pixels_like_torchvision():
         [0.2, 0.25, 0.5]
     ).view(1, 3, 1, 1)
     assert torch.allclose(norm(x), expected, atol=1e-5)
+
+
+def test_steps_per_call_groups_the_same_batches_in_the_same_order():
+    single = make(10, batch_size=3, shuffle=True, seed=5, steps_per_epoch=7)
+    grouped = make(10, batch_size=3, shuffle=True, seed=5, steps_per_epoch=7, steps_per_call=3)
+    flat = [y for group in grouped for _, y in group]
+    assert len(grouped) == 3
+    assert [len(g) for g in make(10, batch_size=3, steps_per_epoch=7, steps_per_call=3)] == [3, 3, 1]
+    assert [y.tolist() for y in flat] == [y.tolist() for _, y in single]

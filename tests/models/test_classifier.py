@@ -100,3 +100,32 @@ def test_configure_optimizers_with_scheduler(scheduler):
     assert isinstance(config["optimizer"], torch.optim.SGD)
     assert config["lr_scheduler"]["interval"] == "epoch"
     assert config["lr_scheduler"]["monitor"] == "val/loss"
+
+
+@pytest.mark.parametrize("num_classes,absent", [(10, []), (5, [3]), (2, [])])
+def test_metrics_from_confusion_match_torchmetrics(num_classes, absent):
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassConfusionMatrix,
+        MulticlassF1Score,
+        MulticlassPrecision,
+        MulticlassRecall,
+    )
+
+    from src.models.metrics import metrics_from_confusion
+
+    torch.manual_seed(num_classes)
+    target = torch.randint(0, num_classes, (300,))
+    scores = torch.randn(300, num_classes) + 2 * torch.nn.functional.one_hot(target, num_classes)
+    for cls in absent:  # a class that is neither a target nor a prediction
+        keep = target != cls
+        target, scores = target[keep], scores[keep]
+        scores[:, cls] = -1e9
+    matrix = MulticlassConfusionMatrix(num_classes)(scores, target)
+    ours = metrics_from_confusion(matrix)
+    kw = {"num_classes": num_classes}
+    assert ours["acc"] == pytest.approx(MulticlassAccuracy(average="micro", **kw)(scores, target).item(), abs=1e-6)
+    assert ours["precision"] == pytest.approx(MulticlassPrecision(average="macro", **kw)(scores, target).item(),
+                                              abs=1e-6)
+    assert ours["recall"] == pytest.approx(MulticlassRecall(average="macro", **kw)(scores, target).item(), abs=1e-6)
+    assert ours["f1"] == pytest.approx(MulticlassF1Score(average="macro", **kw)(scores, target).item(), abs=1e-6)
