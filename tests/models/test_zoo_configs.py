@@ -1,0 +1,138 @@
+"""Every CNN-zoo model config composes with grey 28 px and colour 32 px data configs, builds, runs a
+forward pass and a training step; impossible pairs fail in one sentence; GoogLeNet's auxiliary loss;
+the image experiments carry the seeds' recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.models.googlenet_module import GoogLeNetModule
+from src.models.nets.googlenet import GoogLeNetOutputs
+from src.utils.errors import UserError
+from src.utils.instantiate import build_module, plain
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+ZOO = [
+    "lenet", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet", "resnet", "resnet18", "resnet34",
+    "resnet50", "resnet101", "seed000_cnn", "seed001_mnist_cnn", "seed002_simple_cnn", "seed004_dropout_cnn",
+    "deep_mlp",
+]
+IMAGE_EXPERIMENTS = sorted(
+    p.stem for p in (CONF / "experiment").glob("*.yaml")
+    if any(d in p.stem for d in ("mnist", "cifar"))
+)
+
+
+def build(compose, model: str, data: str, *extra: str):
+    cfg = compose([f"model={model}", f"data={data}", *extra])
+    return cfg, build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+
+
+@pytest.mark.parametrize("data", ["fashion_mnist", "cifar10"])
+@pytest.mark.parametrize("model", ZOO)
+def test_zoo_model_builds_forwards_and_trains_one_step(compose, model, data):
+    cfg, module = build(compose, model, data)
+    shape = tuple(cfg.data.input_shape)
+    torch.manual_seed(0)
+    x, y = torch.randn(2, *shape), torch.tensor([0, 9])
+    module.eval()
+    with torch.no_grad():
+        assert module(x).shape == (2, 10)
+    module.train()
+    loss = module.training_step((x, y), 0)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
+
+
+def test_vgg_batch_norm_option(compose):
+    _, module = build(compose, "vgg11", "cifar10", "model.net.batch_norm=true")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in module.net.modules())
+
+
+def test_deep_mlp_is_seed_003s_net_with_the_softmax_knob(compose):
+    _, module = build(compose, "deep_mlp", "fashion_mnist")
+    widths = [m.out_features for m in module.net.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [500, 400, 300, 200, 100, 50, 10]
+    assert not any(isinstance(m, torch.nn.Softmax) for m in module.net.modules())
+    _, seed = build(compose, "deep_mlp", "fashion_mnist", "model.net.output_softmax=true")
+    assert isinstance(list(seed.net.modules())[-1], torch.nn.Softmax)
+
+
+def test_seed004_cnn_has_the_seeds_parameter_counts(compose):
+    count = lambda m: sum(p.numel() for p in m.net.parameters())
+    assert count(build(compose, "seed004_dropout_cnn", "fashion_mnist")[1]) == 225_546
+    assert count(build(compose, "seed004_dropout_cnn", "fashion_mnist", "model.net.first_kernel=3")[1]) == 225_034
+
+
+def test_an_image_too_small_for_the_net_is_one_sentence_naming_the_sizes(compose):
+    with pytest.raises(UserError) as info:
+        build(compose, "lenet", "digits")
+    message = str(info.value)
+    assert "12x12" in message and "1x8x8" in message and "\n" not in message
+
+
+# --- GoogLeNet: auxiliary classifiers in training only ---------------------------------------------
+@pytest.fixture
+def googlenet(compose) -> GoogLeNetModule:
+    return build(compose, "googlenet", "fashion_mnist", "data.input_shape=[1,16,16]")[1]
+
+
+def test_googlenet_training_loss_adds_the_weighted_auxiliary_losses(googlenet):
+    x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    googlenet.train()
+    torch.manual_seed(0)  # the same dropout masks for both forward passes
+    loss = googlenet.training_step((x, y), 0)
+    torch.manual_seed(0)
+    outputs = googlenet.net(x)
+    assert isinstance(outputs, GoogLeNetOutputs)
+    ce = torch.nn.functional.cross_entropy
+    main = ce(outputs.logits, y)
+    expected = main + 0.3 * (ce(outputs.aux_logits1, y) + ce(outputs.aux_logits2, y))
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert not torch.allclose(loss, main)
+
+
+def test_googlenet_evaluates_with_the_main_head_only(googlenet):
+    googlenet.eval()
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        logits = googlenet(x)
+        assert isinstance(logits, torch.Tensor) and logits.shape == (2, 10)
+        assert torch.allclose(googlenet.predict_step((x,), 0).sum(1), torch.ones(2))
+
+
+def test_googlenet_without_aux_heads_and_bad_weight(compose):
+    _, module = build(compose, "googlenet", "fashion_mnist", "data.input_shape=[1,16,16]",
+                      "model.net.aux_logits=false")
+    module.train()
+    loss = module.training_step((torch.randn(2, 1, 16, 16), torch.tensor([0, 1])), 0)
+    assert torch.isfinite(loss)
+    with pytest.raises(UserError, match="aux_weight"):
+        build(compose, "googlenet", "fashion_mnist", "model.aux_weight=-1")
+
+
+# --- the seeds' image recipes -----------------------------------------------------------------------
+@pytest.mark.parametrize("experiment", IMAGE_EXPERIMENTS)
+def test_image_experiment_composes_and_builds_its_model(compose, experiment):
+    cfg = compose([f"experiment={experiment}"])
+    plain(cfg)
+    assert cfg.data.name in experiment and len(cfg.data.mean) == cfg.data.input_shape[0]
+    build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+
+
+def test_seed_recipes_carry_the_seeds_numbers(compose):
+    cfg = compose(["experiment=seed000_mlp2_fashion_mnist"])
+    assert (cfg.data.name, cfg.data.batch_size, list(cfg.data.mean), list(cfg.data.std)) == (
+        "fashion_mnist", 500, [0.5], [0.5])
+    assert list(cfg.model.net.hidden_sizes) == [128, 128] and cfg.optimizer.lr == 0.01
+    assert cfg.trainer.max_epochs == 10
+    cfg = compose(["experiment=seed002_simple_cnn_cifar10"])
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.data.batch_size) == (0.01, 0.9, 64)
+    cfg = compose(["experiment=seed003_deep_mlp_cifar10"])
+    assert cfg.data.val_fraction == 0.2 and cfg.data.batch_size == 256 and cfg.model.net.activation == "leaky_relu"
+    assert cfg.callbacks.early_stopping.monitor == "val/loss" and cfg.callbacks.early_stopping.patience == 5
+    assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == ("val/loss", "min")
