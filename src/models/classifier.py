@@ -58,6 +58,10 @@ class ClassificationModule(L.LightningModule):
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None
         self.steps_per_call = 1
+        # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
+        input_shape = net.get("input_shape")
+        if input_shape:
+            self.example_input_array = torch.zeros(1, *(int(d) for d in input_shape))
         self._reset_train_sums()
         self._reset_eval_sums()
 
@@ -82,6 +86,11 @@ class ClassificationModule(L.LightningModule):
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return MULTICLASS_LOSSES[self.hparams.loss](outputs, targets)
+
+    def training_loss(self, outputs: Any, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, loss) of the net's training-mode output; a family whose net returns more than
+        logits in training (GoogLeNet's auxiliary heads) overrides this."""
+        return outputs, self.compute_loss(outputs, targets)
 
     def class_scores(self, outputs: torch.Tensor) -> torch.Tensor:
         """(N, num_classes) scores whose argmax is the prediction (for metrics)."""
@@ -128,11 +137,10 @@ class ClassificationModule(L.LightningModule):
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy."""
-        outputs = self(x)
-        loss = self.compute_loss(outputs, y)
+        logits, loss = self.training_loss(self.net(x), y)
         with torch.no_grad():
             self._train_loss_sum += loss.detach() * len(y)
-            self._train_correct += (self.class_scores(outputs.detach()).argmax(1) == y).sum()
+            self._train_correct += (self.class_scores(logits.detach()).argmax(1) == y).sum()
         self._train_count += len(y)
         return loss + self.l1_penalty()
 

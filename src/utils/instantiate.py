@@ -23,7 +23,8 @@ def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | N
     kwargs = plain(data_cfg)
     if augment:
         kwargs["augment"] = plain(augment)
-    return instantiate(kwargs, _convert_="all")
+    # Not recursive: `augment` entries are configs the DataModule instantiates itself, in order.
+    return instantiate(kwargs, _convert_="all", _recursive_=False)
 
 
 def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any):
