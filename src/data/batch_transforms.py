@@ -23,6 +23,10 @@ class Normalize:
             self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
         return torch.addcmul(self.shift, x.float(), self.scale)
 
+    def state(self) -> dict:
+        """Plain values that rebuild this transform: `Normalize(**state)` (stored in checkpoints)."""
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(), "max_value": self.max_value}
+
     def __repr__(self) -> str:
         mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
         return f"Normalize(mean={mean}, std={std}, max={self.max_value})"

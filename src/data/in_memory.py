@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
@@ -62,6 +63,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         steps_per_call: int = 1,
         device: str | None = None,
         augment: dict[str, dict | None] | None = None,
+        loader: str = "tensor",
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         require(
@@ -80,6 +84,18 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             isinstance(steps_per_call, int) and steps_per_call > 0,
             f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",
         )
+        require(
+            loader in ("tensor", "dataloader"),
+            f"data.loader must be 'tensor' (whole-tensor batches) or 'dataloader' (per-sample), got {loader!r}.",
+        )
+        require(
+            loader == "tensor" or steps_per_call == 1,
+            "data.steps_per_call > 1 needs data.loader=tensor; set data.steps_per_call=1 to use the DataLoader.",
+        )
+        require(
+            loader == "tensor" or steps_per_epoch is None,
+            "data.steps_per_epoch needs data.loader=tensor; set data.steps_per_epoch=null to use the DataLoader.",
+        )
         self.save_hyperparameters()
         self.name = name
         self.num_classes = num_classes
@@ -90,6 +106,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.steps_per_epoch = steps_per_epoch
         self.steps_per_call = steps_per_call
         self.device = device
+        self.loader, self.num_workers, self.pin_memory = loader, num_workers, pin_memory
         self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # every split
@@ -126,7 +143,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             self._check(split_name, split)
         self.transform = self.make_transform(train)
         self.train_transform = Compose(self.transform, *self.build_augmentations()) if self.augment else self.transform
-        device = self._target_device()
+        device = self._target_device() if self.loader == "tensor" else torch.device("cpu")
         self.train_split, self.val_split, self.test_split = train.to(device), val.to(device), test.to(device)
 
     def train_dataloader(self) -> TensorBatchLoader:
@@ -144,13 +161,35 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def predict_dataloader(self) -> TensorBatchLoader:
         return self._loader(self.test_split)
 
+    # --- checkpoint state ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Stored by Lightning in every checkpoint (under the class name): the class names and the
+        fitted input transform (e.g. Normalize's mean/std/max_value), as plain values, so that
+        `src.predict` preprocesses new inputs exactly as training did without loading the data set."""
+        if self.train_split is None:
+            return {}
+        state: dict[str, Any] = {"class_names": [str(n) for n in self.class_names]}
+        describe = getattr(self.transform, "state", None)
+        if callable(describe):
+            state["transform"] = describe()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep what a checkpoint stored; `setup()` recomputes the same statistics from the data."""
+        self.checkpoint_state = dict(state_dict)
+
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                steps_per_call: int = 1) -> TensorBatchLoader:
+                steps_per_call: int = 1):
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
+        if self.loader == "dataloader":
+            from src.data.sample_loader import sample_loader
+
+            return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform or self.transform,
+                                 self.num_workers, self.pin_memory, seed)
         return TensorBatchLoader(
             split.inputs, split.targets, self.batch_size, shuffle=shuffle,
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,

@@ -88,3 +88,22 @@ def test_bad_data_values_are_one_sentence_errors(kwargs, match):
 def test_unknown_gate_lists_the_gates():
     with pytest.raises(UserError, match=r"choose one of \['and', 'nand', 'or', 'xor'\]"):
         LogicGatesDataModule(name="g", gate="nor", num_classes=2, input_shape=[2])
+
+
+def test_dataloader_path_serves_the_same_samples_and_values_as_the_tensor_path():
+    fast = DigitsDataModule(**DIGITS)
+    slow = DigitsDataModule(**DIGITS, loader="dataloader", num_workers=0)
+    fast.setup(), slow.setup()
+    for a, b in zip(fast.val_dataloader(), slow.val_dataloader()):  # unshuffled: identical batches
+        assert torch.allclose(a[0], b[0], atol=1e-6) and torch.equal(a[1], b[1])
+    loader = slow.train_dataloader()
+    assert isinstance(loader, torch.utils.data.DataLoader) and len(loader) == len(fast.train_dataloader())
+    seen = torch.cat([y for _, y in loader])
+    assert sorted(seen.tolist()) == sorted(fast.train_split.targets.tolist())  # every sample once per epoch
+
+
+def test_dataloader_path_rejects_tensor_only_options():
+    with pytest.raises(UserError, match="steps_per_call > 1 needs data.loader=tensor"):
+        DigitsDataModule(**DIGITS, loader="dataloader", steps_per_call=4)
+    with pytest.raises(UserError, match="data.loader must be 'tensor'"):
+        DigitsDataModule(**DIGITS, loader="pil")
