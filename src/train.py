@@ -9,6 +9,7 @@ fit, test with the best checkpoint, and return the optimised metric (for Hydra s
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -23,16 +24,24 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; return its final metrics (validation and test)."""
     import lightning as L
+    from lightning.pytorch.utilities import rank_zero_only
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.run_config import RunConfigInCheckpoint
     from src.utils import instantiate as build
     from src.utils.config_tree import print_config_tree
+    from src.utils.resume import resume_config
     from src.utils.run_summary import one_line, scalar_metrics, write_metrics
 
     quiet_library_noise()
+    cfg, resumed_from = resume_config(cfg, command_overrides())
     out_dir = Path(cfg.paths.output_dir)
-    print_config_tree(cfg, save_to=out_dir / "config_tree.log")
+    main_process = rank_zero_only.rank == 0
+    if main_process:
+        print_config_tree(cfg, save_to=out_dir / "config_tree.log")
+        if resumed_from:
+            print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
@@ -43,7 +52,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SIGTERMException:  # Lightning's exit is code 0; a scheduler must see that the job was stopped
+            sys.exit(143)
     metrics = scalar_metrics(trainer.callback_metrics)
 
     if cfg.test:
@@ -52,13 +64,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.warning("No best checkpoint was saved: testing the current weights.")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(scalar_metrics(trainer.callback_metrics))
-        print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {out_dir})", flush=True)
+        if main_process:
+            print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {out_dir})", flush=True)
 
     for logger in trainer.loggers:  # TensorBoard's HPARAMS tab: the config beside its final metrics
         if type(logger).__name__ == "TensorBoardLogger":
             logger.log_hyperparams(hparams_for_logging(cfg), metrics=metrics)
-    write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"))
+    if main_process:
+        write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"))
     return metrics
+
+
+def command_overrides() -> list[str]:
+    """This command's overrides (`key=value` as typed), or none outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def record_failed_sweep_job(cfg: DictConfig, exc: Exception) -> None:
+    """A failing job of a sweep is written down (`failed.json` in its folder) and the sweep goes on."""
+    import json
+
+    from src.utils.errors import explain
+
+    user_error = explain(exc)
+    message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
+    if user_error is None:
+        log.exception("This sweep job failed; the sweep goes on.")
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "failed.json").write_text(json.dumps({"status": "failed", "error": message}, indent=2) + "\n")
 
 
 def quiet_library_noise() -> None:
@@ -69,6 +106,8 @@ def quiet_library_noise() -> None:
     logging.getLogger("lightning.pytorch").propagate = False
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    # Epoch metrics come from a confusion matrix torchmetrics already summed over processes.
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
 def hparams_for_logging(cfg: DictConfig) -> dict:
@@ -84,7 +123,17 @@ def hparams_for_logging(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        metrics = train(cfg)
+    except Exception as exc:
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        record_failed_sweep_job(cfg, exc)
+        # The worst value, so an Optuna study goes on (it stops on NaN); the basic sweeper ignores it.
+        return float("-inf") if cfg.get("optimized_mode", "max") == "max" else float("inf")
     return metrics.get(cfg.get("optimized_metric"))
 
 

@@ -117,10 +117,20 @@ class TorchvisionImageDataModule(InMemoryDataModule):
                 test_set = self.open_split(root, train=False)
         except (RuntimeError, OSError, EOFError, tarfile.TarError) as exc:  # URLError is an OSError
             log.debug("torchvision could not load %s: %r", self.title, exc)
-            raise UserError(self.missing_message(root)) from None
+            raise UserError(self.unreadable_message(root, exc) or self.missing_message(root)) from None
         train, test = Split(*self.to_tensors(train_set)), Split(*self.to_tensors(test_set))
         names = [str(c) for c in getattr(train_set, "classes", None) or range(self.num_classes)]
         return train, None, test, names
+
+    def unreadable_message(self, root: Path, exc: BaseException) -> str | None:
+        """The sentence for files that are there but cannot be read (truncated, corrupt), else None."""
+        _, folder = self.expected_files(root)
+        present = folder.is_dir() and any(p.is_file() and p.stat().st_size > 0 for p in folder.iterdir())
+        if not present or isinstance(exc, OSError) and type(exc).__name__ == "URLError":
+            return None
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        return (f"{self.title} files in {folder} could not be read ({reason}); they may be truncated or corrupt: "
+                f"delete them and put fresh copies there, or run with network access to download them again.")
 
     def missing_message(self, root: Path) -> str:
         what, folder = self.expected_files(root)

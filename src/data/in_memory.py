@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -184,14 +185,18 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
                 steps_per_call: int = 1):
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
+        # The run's seed (set by `seed_everything`), not a draw from the global RNG: a resumed run restores
+        # that RNG before the loaders exist and must still replay the same data order.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", self.split_seed)) if shuffle else 0
         if self.loader == "dataloader":
             from src.data.sample_loader import sample_loader
 
             return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform or self.transform,
                                  self.num_workers, self.pin_memory, seed)
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return TensorBatchLoader(
-            split.inputs, split.targets, self.batch_size, shuffle=shuffle,
+            split.inputs, split.targets, self.batch_size, shuffle=shuffle, rank=rank, world_size=world,
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
             steps_per_call=steps_per_call,
         )

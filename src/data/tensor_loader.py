@@ -25,7 +25,11 @@ class TensorBatchLoader:
       K optimisation steps per call of its `training_step`, which removes the framework's
       per-step overhead from tiny many-step recipes (the batches and their order are unchanged).
     - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
-      resumed run can continue the same sequence (`set_epoch`).
+      resumed run continues the same sequence: Lightning calls `set_epoch` through `sampler`,
+      as it does for a `DistributedSampler`.
+    - Under distributed training (`world_size > 1`) every rank draws the same order and takes its
+      own share: training shares are cut to equal length (every rank takes the same number of
+      steps); evaluation shares cover every sample once.
     """
 
     def __init__(
@@ -39,19 +43,27 @@ class TensorBatchLoader:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
         steps_per_call: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
         if len(inputs) == 0:
             raise ValueError("cannot batch an empty split")
         self.inputs, self.targets = inputs, targets
-        n = len(inputs)
+        self.rank, self.world_size = rank, max(int(world_size), 1)
+        # Each rank's share: equal for training (same step count on every rank), all samples otherwise.
+        n = len(inputs) // self.world_size if shuffle else -(-(len(inputs) - rank) // self.world_size)
+        self.share = n
         self.batch_size = n if batch_size is None else min(int(batch_size), n)
-        self.shuffle = shuffle and self.batch_size < n  # a full batch is the same batch in any order
+        # A full batch is the same batch in any order (on one process).
+        self.shuffle = shuffle and (self.batch_size < n or self.world_size > 1)
         self.drop_last = drop_last
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        # Lightning calls `loader.sampler.set_epoch(epoch)` each epoch, as for a DataLoader's sampler.
+        self.sampler, self.batch_sampler = self, None
         per_pass = n // self.batch_size if drop_last else -(-n // self.batch_size)
         self.batches_per_pass = max(per_pass, 1)
         self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
@@ -65,8 +77,14 @@ class TensorBatchLoader:
         self.epoch = epoch
 
     def _pass_indices(self, generator: torch.Generator | None) -> Iterator[torch.Tensor | slice]:
-        n, bs = len(self.inputs), self.batch_size
-        order = torch.randperm(n, generator=generator, device=generator.device) if generator else None
+        bs, rank, world = self.batch_size, self.rank, self.world_size
+        if generator is not None:
+            order = torch.randperm(len(self.inputs), generator=generator, device=generator.device)
+            order = order[rank::world][: self.share] if world > 1 else order
+        elif world > 1:
+            order = torch.arange(rank, len(self.inputs), world, device=self.inputs.device)
+        else:
+            order = None
         for b in range(self.batches_per_pass):
             start = b * bs
             yield order[start : start + bs] if order is not None else slice(start, start + bs)

@@ -179,7 +179,19 @@ class ClassificationModule(L.LightningModule):
             and not trainer.gradient_clip_val
         )
 
+    def _stop_if_loss_is_not_finite(self) -> None:
+        """One host sync per epoch: a NaN/inf training loss ends the run before validation, so no
+        checkpoint of the broken model is written."""
+        if self._train_count and not torch.isfinite(self._train_loss_sum):
+            value = float(self._train_loss_sum / self._train_count)
+            lr = self.hparams.optimizer.get("lr")
+            raise UserError(
+                f"the training loss became {value} in epoch {self.current_epoch} (step {self.trainer.global_step}); "
+                f"the run stopped: lower the learning rate (optimizer.lr={lr} now, try {lr / 10:g})."
+            )
+
     def on_train_epoch_end(self) -> None:
+        self._stop_if_loss_is_not_finite()
         self._log_optimizer_step()
         if self._train_count:
             self.log("train/loss", self._train_loss_sum / self._train_count, prog_bar=True, sync_dist=True)
@@ -233,6 +245,8 @@ class ClassificationModule(L.LightningModule):
         return matrix
 
     def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._stop_if_loss_is_not_finite()
         self._reset_eval_sums()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -257,9 +271,18 @@ class ClassificationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_acc_best"] = self.val_acc_best
+        # Random-number states, so that a resumed run draws the same dropout masks and augmentations.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_acc_best = float(checkpoint.get("val_acc_best", 0.0))
+        states = checkpoint.get("rng_states") or {}
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

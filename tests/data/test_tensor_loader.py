@@ -68,3 +68,23 @@ def test_steps_per_call_groups_the_same_batches_in_the_same_order():
     assert len(grouped) == 3
     assert [len(g) for g in make(10, batch_size=3, steps_per_epoch=7, steps_per_call=3)] == [3, 3, 1]
     assert [y.tolist() for y in flat] == [y.tolist() for _, y in single]
+
+
+def test_distributed_shares_are_disjoint_equal_for_training_and_complete_for_evaluation():
+    x, y = torch.arange(11, dtype=torch.float32).view(11, 1), torch.arange(11)
+    train = [TensorBatchLoader(x, y, batch_size=2, shuffle=True, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    seen = [torch.cat([b for _, b in loader]).tolist() for loader in train]
+    assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])  # same step count, no overlap
+    assert len(train[0]) == len(train[1])
+    evaluation = [TensorBatchLoader(x, y, batch_size=4, rank=r, world_size=2) for r in (0, 1)]
+    covered = sorted(torch.cat([b for loader in evaluation for _, b in loader]).tolist())
+    assert covered == list(range(11))
+
+
+def test_lightning_sets_the_epoch_through_the_sampler_attribute():
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    loader = make(20, batch_size=5, shuffle=True, seed=1)
+    epoch0 = [y.tolist() for _, y in loader]
+    _set_sampler_epoch(loader, 0)  # what Lightning's fit loop does at the start of every epoch
+    assert [y.tolist() for _, y in loader] == epoch0  # a resumed run replays the same epoch order

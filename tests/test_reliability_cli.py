@@ -1,0 +1,158 @@
+"""Resume, interruption, failing sweep jobs, determinism, non-finite loss, distributed training,
+launchers and Optuna: each through the CLI, as a user types it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none"]
+
+
+def clean_failure(result, *fragments):
+    assert result.returncode != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def final(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())["metrics"]
+
+
+def test_resume_to_four_epochs_equals_four_uninterrupted_epochs(cli):
+    args = [*FAST, "model.net.dropout=0.2", "callbacks.early_stopping=null"]  # dropout: RNG state matters too
+    straight = cli("src.train", *args, "trainer.max_epochs=4")
+    assert straight.returncode == 0, straight.output[-2000:]
+    (run_a,) = straight.run_dirs()
+    first = cli("src.train", *args, "trainer.max_epochs=2")
+    assert first.returncode == 0, first.output[-2000:]
+    run_b = next(r for r in first.run_dirs() if r != run_a)
+    resumed = cli("src.train", "ckpt_path=last", "trainer.max_epochs=4", "callbacks.progress_bar=null")
+    assert resumed.returncode == 0, resumed.output[-2000:]
+    assert f"logs and checkpoints continue in {run_b}" in resumed.stdout
+    a, b = final(run_a), final(run_b)  # the resumed run wrote into its own folder
+    for key in ("train/loss", "val/loss", "val/acc", "test/acc", "test/loss"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    assert sorted(p.name for p in (run_b / "checkpoints").iterdir())[-1] == "last.ckpt"
+
+
+def test_resume_rejects_changing_the_composition(cli):
+    first = cli("src.train", *FAST, "trainer.max_epochs=1")
+    assert first.returncode == 0
+    clean_failure(cli("src.train", "ckpt_path=last", "model=softmax_regression"),
+                  "a resumed run keeps its configuration, so 'model=softmax_regression' cannot change it")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 1), (signal.SIGTERM, 143)])
+def test_interruption_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "src.train", *FAST, "trainer.max_epochs=100000", "callbacks.early_stopping=null"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("logs/train/runs/*/checkpoints/last.ckpt")):
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == code, output[-2000:]
+    (ckpt,) = tmp_path.glob("logs/train/runs/*/checkpoints/interrupted.ckpt")
+    assert f"Resume with: python -m src.train ckpt_path={ckpt}" in output
+
+
+def test_a_failing_sweep_job_is_recorded_and_the_sweep_goes_on(cli):
+    result = cli("src.train", "-m", "optimizer.lr=0.01,-1,0.02", "trainer.max_epochs=1", *FAST)
+    assert result.returncode == 0, result.output[-2000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    assert (sweep / "0" / "metrics.json").is_file() and (sweep / "2" / "metrics.json").is_file()
+    failed = json.loads((sweep / "1" / "failed.json").read_text())
+    assert failed["status"] == "failed" and "optimizer.lr must be a positive number, got -1" in failed["error"]
+
+
+def test_fixed_seed_and_deterministic_mode_give_identical_metrics(cli):
+    runs = [cli("src.train", *FAST, "seed=7", "trainer.deterministic=true", "trainer.max_epochs=2") for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs)
+    first, second = (final(run) for run in runs[1].run_dirs())
+    assert first == second
+
+
+def test_non_finite_loss_stops_the_run_without_a_checkpoint_of_it(cli):
+    result = cli("src.train", *FAST, "optimizer=sgd", "optimizer.lr=1e30", "trainer.max_epochs=3")
+    clean_failure(result, "the training loss became", "lower the learning rate (optimizer.lr=1e+30 now, try 1e+29)")
+    assert not list(result.cwd.glob("logs/train/runs/*/checkpoints/*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["trainer.max_epochs=abc"], "trainer.max_epochs must be a positive integer (or -1 for no limit), got 'abc'"),
+        (["ckpt_path=missing.ckpt"], "no checkpoint at missing.ckpt"),
+        (["paths.log_dir=/proc/no_such_dir"], "cannot write the run folder /proc/no_such_dir/train/runs/"),
+    ],
+)
+def test_bad_input_is_one_sentence(cli, args, fragment):
+    clean_failure(cli("src.train", *args, *FAST), fragment)
+
+
+def test_truncated_data_file_is_one_sentence(cli, tmp_path):
+    raw = tmp_path / "fmnist" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    sizes = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
+             "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
+    for name, size in sizes.items():  # valid IDX headers, then far too few bytes
+        magic, count = (2051, 60000 if "train" in name else 10000) if "images" in name else \
+            (2049, 60000 if "train" in name else 10000)
+        header = magic.to_bytes(4, "big") + count.to_bytes(4, "big")
+        header += (28).to_bytes(4, "big") * 2 if "images" in name else b""
+        (raw / name).write_bytes(header + bytes(min(size, 1000)))
+    result = cli("src.train", "data=fashion_mnist", f"data.data_dir={tmp_path / 'fmnist'}", "data.system_dir=null",
+                 "data.download=false", "model=lenet", *FAST)
+    clean_failure(result, f"Fashion-MNIST files in {raw} could not be read", "truncated or corrupt")
+
+
+@pytest.mark.slow
+def test_ddp_sim_trains_on_two_processes_with_one_set_of_outputs(cli):
+    result = cli("src.train", "trainer=ddp_sim", "trainer.max_epochs=3", "callbacks.progress_bar=null")
+    assert result.returncode == 0, result.output[-3000:]
+    (run,) = result.run_dirs()
+    assert final(run)["test/acc"] >= 0.85
+    assert result.stdout.count("test: acc=") == 1  # rank zero prints, rank one does not
+    assert len(list((run / "checkpoints").glob("epoch_*.ckpt"))) == 1
+
+
+def test_local_parallel_launcher_runs_a_sweep(cli):
+    result = cli("src.train", "-m", "hydra/launcher=local_parallel", "optimizer.lr=0.01,0.02",
+                 "trainer.max_epochs=1", *FAST)
+    assert result.returncode == 0, result.output[-2000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file()) == ["0", "1"]
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.trainer.strategy == "ddp"
+
+
+def test_optuna_sweep_runs_offline(cli):
+    result = cli("src.train", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
+                 *FAST)
+    assert result.returncode == 0, result.output[-2000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in results and "optimizer.lr" in results
