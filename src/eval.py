@@ -1,30 +1,58 @@
-"""`python -m src.eval ckpt_path=...`: evaluate a checkpoint on its data set's test split.
+"""`python -m src.eval ckpt_path=...`: evaluate a checkpoint on its data set's test split and write a
+report folder.
 
-Model and data are rebuilt from the configuration stored in the checkpoint; results (metrics JSON,
-confusion-matrix CSV) go to a new folder under logs/eval/.
+Model and data are rebuilt from the configuration stored in the checkpoint. The report goes next to
+the run the checkpoint belongs to, `<run_dir>/eval/<date>_<time>_<microseconds>/` (the checkpoint
+lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint kept elsewhere:
+
+    metrics.json            test metrics (and the checkpoint's path)
+    confusion_matrix.png    counts and row-normalised matrix, class names, colour bars
+    confusion_matrix.csv    rows `true_<class>`, columns `pred_<class>`
+    per_class.csv           class, precision, recall, f1, support
+    predictions.png         the first 50 test images titled "true:pred", wrong ones in red (image data)
+    learning_curves.png     train/validation loss and accuracy from the run's TensorBoard or CSV logs
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import src.utils.resolvers  # noqa: F401
-from src.utils.errors import exits_on_user_error
+from src.utils.errors import UserError, exits_on_user_error
 
 log = logging.getLogger(__name__)
 
 
+def report_root(default: str, *, _root_: Any) -> str:
+    """`${eval_dir:DEFAULT}`: `<run_dir>/eval` for an existing checkpoint in `<run_dir>/checkpoints/`,
+    else DEFAULT (Hydra resolves this for its run folder before the job starts)."""
+    from src.utils.inference import run_dir_of
+
+    if OmegaConf.is_missing(_root_, "ckpt_path") or not _root_.get("ckpt_path"):
+        return default
+    path = Path(str(_root_.ckpt_path)).expanduser()
+    run_dir = run_dir_of(path) if path.is_file() else None
+    return str(run_dir / "eval") if run_dir is not None else default
+
+
+if not OmegaConf.has_resolver("eval_dir"):
+    OmegaConf.register_new_resolver("eval_dir", report_root)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
-    from hydra.utils import get_class
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
+    from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
     from src.utils import instantiate as build
     from src.utils.checkpoint import load_checkpoint
+    from src.utils.inference import check_data_fits, rebuild_module, run_dir_of
     from src.utils.run_summary import one_line, scalar_metrics, write_metrics
 
     logging.getLogger("lightning.pytorch").propagate = False
@@ -33,18 +61,71 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, verbose=False)
 
+    model = rebuild_module(path, ckpt)
     data_cfg = OmegaConf.merge(run_config["data"], cfg.get("data") or {})
-    datamodule = build.build_datamodule(data_cfg)
-    module_cls = get_class(run_config["model"]["_target_"])
-    model = module_cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    try:
+        datamodule = build.build_datamodule(data_cfg)
+    except Exception as exc:  # a data override that does not fit the stored data config
+        from src.utils.errors import explain
+
+        if explain(exc) is not None:
+            raise
+        cause = exc.__cause__ or exc
+        raise UserError(
+            f"the data module could not be rebuilt from {path} with your data overrides ({cause}); "
+            "pass only data.batch_size-like overrides to src.eval."
+        ) from None
+    check_data_fits(model, datamodule, path)
+    callbacks = [ConfusionMatrixTable(), ConfusionMatrixImage(), PerClassMetrics(), PredictionGrid()]
     loggers = build.build_all(cfg.get("logger"))
-    trainer = build.build_trainer(cfg.trainer, [ConfusionMatrixTable(csv_dir=str(out_dir))], loggers)
+    trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
     trainer.test(model, datamodule=datamodule)
 
     metrics = scalar_metrics(trainer.callback_metrics)
     write_metrics(out_dir / "metrics.json", metrics, ckpt_path=str(path.resolve()))
+    write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
+
+
+def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
+    """The report files besides metrics.json (see the module docstring)."""
+    from src.callbacks.confusion_matrix import confusion_table_rows
+    from src.callbacks.tensorboard_reports import class_names, prediction_grid
+    from src.models.metrics import per_class_metrics
+    from src.utils.history import read_history
+    from src.utils.plots import confusion_matrix_figure, learning_curves_figure, save_png
+
+    matrix = model.test_confusion_matrix
+    names = class_names(trainer, len(matrix))
+    save_png(confusion_matrix_figure(matrix, names, "Confusion matrix, test"), out_dir / "confusion_matrix.png")
+    write_csv(out_dir / "confusion_matrix.csv", confusion_table_rows(matrix, names))
+    scores = per_class_metrics(matrix)
+    rows = [["class", "precision", "recall", "f1", "support"]]
+    for i, name in enumerate(names):
+        rows.append([name, *(f"{float(scores[k][i]):.6f}" for k in ("precision", "recall", "f1")),
+                     str(int(scores["support"][i]))])
+    write_csv(out_dir / "per_class.csv", rows)
+
+    grid = prediction_grid(trainer, model)
+    if grid is not None:
+        save_png(grid, out_dir / "predictions.png")
+    else:
+        print("predictions.png skipped: the data set does not hold images.", flush=True)
+
+    history = read_history(run_dir)
+    if history:
+        title = f"Learning curves of {run_dir.name}"
+        save_png(learning_curves_figure(history.curves, history.x_label, title), out_dir / "learning_curves.png")
+    else:
+        print(f"learning_curves.png skipped: no TensorBoard event files or CSV logs with train/val curves in "
+              f"{run_dir}.", flush=True)
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

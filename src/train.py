@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -30,26 +31,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.run_config import RunConfigInCheckpoint
     from src.utils import instantiate as build
+    from src.utils.config_schema import validate_config
     from src.utils.config_tree import print_config_tree
     from src.utils.resume import resume_config
+    from src.utils.run_record import run_record
     from src.utils.run_summary import one_line, scalar_metrics, write_metrics
 
+    started = time.perf_counter()
     quiet_library_noise()
     cfg, resumed_from = resume_config(cfg, command_overrides())
+    validate_config(build.plain(cfg))  # typos and wrong types stop here, before any data is loaded
     out_dir = Path(cfg.paths.output_dir)
-    main_process = rank_zero_only.rank == 0
-    if main_process:
-        print_config_tree(cfg, save_to=out_dir / "config_tree.log")
-        if resumed_from:
-            print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]
     loggers = build.build_all(cfg.get("logger"))
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
+
+    main_process = rank_zero_only.rank == 0
+    if main_process:
+        print_config_tree(cfg, save_to=out_dir / "config_tree.log")
+        if resumed_from:
+            print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
 
     if cfg.train:
         try:
@@ -69,9 +76,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     for logger in trainer.loggers:  # TensorBoard's HPARAMS tab: the config beside its final metrics
         if type(logger).__name__ == "TensorBoardLogger":
-            logger.log_hyperparams(hparams_for_logging(cfg), metrics=metrics)
-    if main_process:
-        write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"))
+            # Under their own names: logged as scalars at step 0, they must not join the training curves.
+            logger.log_hyperparams(hparams_for_logging(cfg), metrics={f"hp/{k}": v for k, v in metrics.items()})
+    if main_process:  # the run record: metrics beside everything needed to understand and repeat them
+        record = run_record(build.plain(cfg), command_overrides(), cfg.seed, str(trainer.strategy.root_device),
+                            time.perf_counter() - started)
+        write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"),
+                      optimized_mode=cfg.get("optimized_mode"), **record)
     return metrics
 
 

@@ -37,3 +37,22 @@ def metrics_from_confusion(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
         "f1": (f1 * weight).sum(),
     }
     return {k: v.float() for k, v in out.items()}
+
+
+def per_class_metrics(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-class precision, recall, F1 and support of a (true x predicted) count matrix.
+
+    Each value is a float tensor of shape (num_classes,) (support: the class's true count). A score
+    whose denominator is empty is 0, as in `metrics_from_confusion`, whose macro averages are the
+    means of these over the classes that occur in the targets or the predictions.
+    """
+    m = matrix.double()
+    tp = m.diagonal()
+    predicted, actual = m.sum(0), m.sum(1)
+    out = {
+        "precision": _safe_divide(tp, predicted),
+        "recall": _safe_divide(tp, actual),
+        "f1": _safe_divide(2 * tp, predicted + actual),
+        "support": actual,
+    }
+    return {k: v.float() for k, v in out.items()}

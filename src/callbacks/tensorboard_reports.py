@@ -1,0 +1,232 @@
+"""What a model does, in TensorBoard: confusion-matrix images, per-class scores, a grid of test
+predictions and one chart per learning curve (train and validation together).
+
+Every callback here copes with any set of loggers: images and the chart layout go to loggers whose
+`experiment` can take them (TensorBoard's `SummaryWriter`), scalars go to every logger (CSV too),
+and with no logger or under `trainer.fast_dev_run` they do nothing. The matrices come from
+`ClassificationModule` (`val_confusion_matrix` after each validation, `test_confusion_matrix` after
+the test), so nothing is recomputed.
+
+Many-epoch recipes (1,000 "epochs" of iris) would spend most of their time drawing figures, so
+the validation callbacks run every `every_n_epochs` epochs; null (the default) means "about
+`AUTO_LOGS` times per run": every epoch for short runs, evenly spaced for long ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import lightning as L
+import torch
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def active(trainer: L.Trainer) -> bool:
+    """False under fast_dev_run (its loggers are dummies) and on processes other than rank 0."""
+    return trainer.is_global_zero and not trainer.fast_dev_run
+
+
+def image_writers(trainer: L.Trainer) -> list[Any]:
+    """The experiments of the loggers that take images (TensorBoard's SummaryWriter)."""
+    if not active(trainer):
+        return []
+    writers = []
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if callable(getattr(type(experiment), "add_image", None)):
+            writers.append(experiment)
+    return writers
+
+
+def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
+    names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
+    names = [str(n) for n in names] if names else []
+    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+
+
+def tag_name(name: str) -> str:
+    """A class name as a tag component: "T-shirt/top" -> "T_shirt_top", "0 - zero" -> "0_zero"."""
+    return re.sub(r"\W+", "_", str(name)).strip("_") or "class"
+
+
+def expected_epochs(trainer: L.Trainer) -> int | None:
+    """How many epochs the run will last (from max_epochs, or max_steps and the epoch length)."""
+    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+    if trainer.max_steps and trainer.max_steps > 0:
+        calls = trainer.num_training_batches
+        steps_per_call = int(getattr(trainer.datamodule, "steps_per_call", 1) or 1)
+        if isinstance(calls, int) and calls > 0:
+            by_steps = math.ceil(trainer.max_steps / (calls * steps_per_call))
+            epochs = min(epochs, by_steps) if epochs else by_steps
+    return epochs
+
+
+class EveryNEpochs:
+    """Decides whether this validation is one to log: every `n` epochs, or about `auto_logs` per run."""
+
+    def __init__(self, every_n_epochs: int | None, auto_logs: int) -> None:
+        if every_n_epochs is not None and (not isinstance(every_n_epochs, int) or every_n_epochs < 1):
+            from src.utils.errors import UserError
+
+            raise UserError(f"every_n_epochs must be a positive integer or null (automatic), got {every_n_epochs!r}.")
+        self.every_n_epochs = every_n_epochs
+        self.auto_logs = auto_logs
+
+    def interval(self, trainer: L.Trainer) -> int:
+        if self.every_n_epochs:
+            return self.every_n_epochs
+        epochs = expected_epochs(trainer)
+        return max(1, math.ceil(epochs / self.auto_logs)) if epochs else 1
+
+    def due(self, trainer: L.Trainer) -> bool:
+        if trainer.sanity_checking or not active(trainer):
+            return False
+        epoch = trainer.current_epoch + 1
+        return epoch % self.interval(trainer) == 0 or epoch == trainer.max_epochs
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+class ConfusionMatrixImage(L.Callback):
+    """IMAGES tab: `confusion_matrix/val` (every few epochs) and `confusion_matrix/test`, each the
+    counts beside the row-normalised matrix, with class names and colour bars."""
+
+    AUTO_LOGS = 10
+
+    def __init__(self, every_n_epochs: int | None = None, val: bool = True, test: bool = True) -> None:
+        self.schedule = EveryNEpochs(every_n_epochs, self.AUTO_LOGS)
+        self.val, self.test = val, test
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.val and self.schedule.due(trainer):
+            self._log(trainer, getattr(pl_module, "val_confusion_matrix", None), "val",
+                      f"validation, epoch {trainer.current_epoch + 1}")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.test:
+            self._log(trainer, getattr(pl_module, "test_confusion_matrix", None), "test", "test")
+
+    @staticmethod
+    def _log(trainer: L.Trainer, matrix: torch.Tensor | None, split: str, title: str) -> None:
+        writers = image_writers(trainer)
+        if matrix is None or not writers:
+            return
+        from src.utils.plots import confusion_matrix_figure, to_rgb
+
+        names = class_names(trainer, len(matrix))
+        image = to_rgb(confusion_matrix_figure(matrix, names, f"Confusion matrix, {title}"))
+        for writer in writers:
+            writer.add_image(f"confusion_matrix/{split}", image, trainer.global_step, dataformats="HWC")
+
+
+class PerClassMetrics(L.Callback):
+    """SCALARS: `val/precision/<class>`, `val/recall/<class>`, `val/f1/<class>` and the same under
+    `test/`, read off the confusion matrix (the macro averages are `val/precision` etc.). Sent to
+    every logger (CSV too), but not into the run's final metrics."""
+
+    AUTO_LOGS = 100
+
+    def __init__(self, every_n_epochs: int | None = None, val: bool = True, test: bool = True) -> None:
+        self.schedule = EveryNEpochs(every_n_epochs, self.AUTO_LOGS)
+        self.val, self.test = val, test
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.val and self.schedule.due(trainer):
+            self._log(trainer, getattr(pl_module, "val_confusion_matrix", None), "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.test and active(trainer):
+            self._log(trainer, getattr(pl_module, "test_confusion_matrix", None), "test")
+
+    @staticmethod
+    def _log(trainer: L.Trainer, matrix: torch.Tensor | None, split: str) -> None:
+        if matrix is None or not trainer.loggers:
+            return
+        from src.models.metrics import per_class_metrics
+
+        scores = per_class_metrics(matrix)
+        names = [tag_name(n) for n in class_names(trainer, len(matrix))]
+        metrics: dict[str, float] = {"epoch": float(trainer.current_epoch)}  # as Lightning logs beside metrics
+        metrics |= {
+            f"{split}/{score}/{name}": float(value)
+            for score in ("precision", "recall", "f1")
+            for name, value in zip(names, scores[score].tolist())
+        }
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.save()
+
+
+class PredictionGrid(L.Callback):
+    """IMAGES tab: `predictions/test`, the first `num_images` test images titled "true:pred", wrong
+    ones in red with a red frame (image data sets only: input shape (C, H, W))."""
+
+    def __init__(self, num_images: int = 50, ncols: int = 10) -> None:
+        self.num_images, self.ncols = int(num_images), int(ncols)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writers = image_writers(trainer)
+        if not writers or self.num_images < 1:
+            return
+        grid = prediction_grid(trainer, pl_module, self.num_images, self.ncols)
+        if grid is None:
+            return
+        from src.utils.plots import to_rgb
+
+        image = to_rgb(grid)
+        for writer in writers:
+            writer.add_image("predictions/test", image, trainer.global_step, dataformats="HWC")
+
+
+def prediction_grid(trainer: L.Trainer, pl_module: L.LightningModule, num_images: int = 50, ncols: int = 10):
+    """The grid figure of the data module's first test images, or None for non-image data."""
+    datamodule = trainer.datamodule
+    split = getattr(datamodule, "test_split", None)
+    if split is None or split.inputs.ndim != 4 or len(split) == 0:
+        return None
+    from src.utils.plots import as_display_images, prediction_grid_figure
+
+    raw, targets = split.inputs[:num_images], split.targets[:num_images]
+    predictions = predict_classes(pl_module, raw, getattr(datamodule, "transform", None), trainer)
+    transform = getattr(datamodule, "transform", None)
+    max_value = getattr(transform, "max_value", None) or (255.0 if raw.dtype == torch.uint8 else None)
+    names = class_names(trainer, pl_module.num_classes)
+    images = as_display_images(raw, max_value)
+    return prediction_grid_figure(images, targets.tolist(), predictions.tolist(), names, ncols=ncols)
+
+
+@torch.no_grad()
+def predict_classes(pl_module: L.LightningModule, raw: torch.Tensor, transform, trainer: L.Trainer | None = None):
+    """Predicted classes of raw inputs (the data module's transform applied, as its loaders do)."""
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        x = transform(raw) if transform is not None else raw.float()
+        x = x.to(pl_module.device)
+        if trainer is not None:
+            x = trainer.precision_plugin.convert_input(x)
+            with trainer.precision_plugin.forward_context():
+                scores = pl_module.class_scores(pl_module(x))
+        else:
+            scores = pl_module.class_scores(pl_module(x))
+    finally:
+        pl_module.train(was_training)
+    return scores.argmax(1).cpu()
+
+
+class LearningCurvesLayout(L.Callback):
+    """CUSTOM SCALARS tab: chart "loss" (train/loss with val/loss) and chart "accuracy" (train/acc
+    with val/acc), so training and validation curves compare in one chart each."""
+
+    LAYOUT = {
+        "learning curves": {
+            "loss": ["Multiline", [r"^train/loss$", r"^val/loss$"]],
+            "accuracy": ["Multiline", [r"^train/acc$", r"^val/acc$"]],
+        }
+    }
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for writer in image_writers(trainer):
+            if callable(getattr(writer, "add_custom_scalars", None)):
+                writer.add_custom_scalars(self.LAYOUT)

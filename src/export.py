@@ -1,0 +1,177 @@
+"""`python -m src.export ckpt_path=... format=onnx|torchscript`: write the trained net as an ONNX or
+TorchScript file and check that it computes what PyTorch computes.
+
+The exported model is the net in eval mode: input the normalised batch (N, *input_shape), output
+the logits (N, num_classes) (one logit for the binary models); the batch size is free. It is
+written next to the checkpoint (`<checkpoint name>.onnx` / `.torchscript.pt`) or to `output=FILE`,
+with `<file>.json` beside it: input shape, class names and the preprocessing (pixel range,
+mean/std) that inputs need. The check runs the file (onnxruntime for ONNX, `torch.jit.load` for
+TorchScript) on sample batches of two sizes and compares with the PyTorch net: the largest
+absolute difference is printed, and above `atol` (relative to the outputs' scale) the command fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import src.utils.resolvers  # noqa: F401
+from src.utils.errors import UserError, exits_on_user_error, require
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+def export(cfg: DictConfig) -> Path:
+    import torch
+
+    from src.utils.checkpoint import load_checkpoint
+    from src.utils.inference import preprocessing_of, rebuild_module
+
+    fmt = str(cfg.format).lower()
+    require(fmt in FORMATS, f"format={cfg.format!r} is unknown; choose one of {sorted(FORMATS)}.")
+    path, ckpt = load_checkpoint(cfg.ckpt_path)
+    net = rebuild_module(path, ckpt).net.eval()
+    prep = preprocessing_of(ckpt, path)
+    output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(FORMATS[fmt])
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    batch = int(cfg.get("batch_size") or 4)
+    require(batch > 0, f"batch_size must be a positive integer, got {batch}.")
+    generator = torch.Generator().manual_seed(0)
+    samples = [torch.randn(n, *prep.input_shape, generator=generator) for n in (batch, batch + 3)]
+    if fmt == "onnx":
+        export_onnx(net, samples[0], output, bool(cfg.get("dynamo", True)), cfg.get("opset"))
+        run = onnx_runner(output)
+    else:
+        export_torchscript(net, samples[0], output)
+        run = torchscript_runner(output)
+
+    worst, scale = 0.0, 1.0
+    with torch.no_grad():
+        for x in samples:
+            expected = net(x).float()
+            got = torch.as_tensor(run(x)).float()
+            require(
+                got.shape == expected.shape,
+                f"the exported model returns shape {list(got.shape)} where PyTorch returns {list(expected.shape)}.",
+            )
+            worst = max(worst, float((got - expected).abs().max()))
+            scale = max(scale, float(expected.abs().max()))
+    tolerance = float(cfg.get("atol", 1e-4)) * scale
+    write_metadata(output, fmt, prep, ckpt_path=path)
+    print(f"max abs diff vs PyTorch: {worst:.3e} (tolerance {tolerance:.1e}, batches of {batch} and {batch + 3})",
+          flush=True)
+    if not worst <= tolerance:
+        raise UserError(
+            f"the {fmt} model at {output} differs from PyTorch by up to {worst:.3e}, more than the tolerance "
+            f"{tolerance:.1e}: do not use it (raise atol= only if that difference is acceptable)."
+        )
+    print(f"exported {fmt}: {output} (outputs match PyTorch; preprocessing in {metadata_path(output)})", flush=True)
+    return output
+
+
+# --- ONNX -----------------------------------------------------------------------------------------
+def export_onnx(net, sample, output: Path, dynamo: bool, opset: int | None) -> None:
+    """torch.onnx.export with a free batch size: the torch.export-based exporter (needs onnxscript),
+    or with dynamo=false the older TorchScript-based one, as long as PyTorch still has it."""
+    import torch
+
+    names = {"input_names": ["input"], "output_names": ["logits"]}
+    if opset:
+        names["opset_version"] = int(opset)
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export", "torch._dynamo"):  # INFO per graph pass
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if dynamo:
+                batch = torch.export.Dim("batch")
+                torch.onnx.export(net, (sample,), str(output), dynamo=True, external_data=False, verbose=False,
+                                  dynamic_shapes=({0: batch},), **names)
+            else:
+                torch.onnx.export(net, (sample,), str(output), dynamo=False,
+                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **names)
+        except ImportError as exc:
+            raise UserError(f"ONNX export needs the onnx and onnxscript packages ({exc}); "
+                            "install them with: pip install onnx onnxscript onnxruntime.") from None
+        except Exception as exc:
+            raise UserError(f"torch.onnx.export could not export the {type(net).__name__} net "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); try dynamo=false "
+                            "or format=torchscript.") from None
+
+
+def onnx_runner(path: Path):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("checking the ONNX file needs onnxruntime; install it with: pip install onnxruntime.") \
+            from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x.numpy()})[0]
+
+
+# --- TorchScript ----------------------------------------------------------------------------------
+def export_torchscript(net, sample, output: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in recent PyTorch, still the TorchScript format
+        with torch.no_grad():
+            traced = torch.jit.trace(net, (sample,))
+        torch.jit.save(traced, str(output))
+
+
+def torchscript_runner(path: Path):
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(x):
+        with torch.no_grad():
+            return loaded(x)
+
+    return run
+
+
+# --- what a deployment needs besides the file ------------------------------------------------------
+def metadata_path(output: Path) -> Path:
+    return output.with_name(output.name + ".json")
+
+
+def write_metadata(output: Path, fmt: str, prep, ckpt_path: Path) -> None:
+    meta = {
+        "format": fmt,
+        "checkpoint": str(ckpt_path.resolve()),
+        "data": prep.data_name,
+        "input": {"name": "input", "shape": ["batch", *prep.input_shape]},
+        "output": {"name": "logits", "meaning": "class scores before softmax (one sigmoid logit: binary)"},
+        "class_names": prep.class_names,
+        "preprocessing": {
+            "pixel_range": [0, prep.max_value],
+            "normalize": "(x / max_value - mean) / std, per channel" if prep.transform else None,
+            **({k: prep.transform[k] for k in ("mean", "std", "max_value")} if prep.transform else {}),
+        } if prep.is_image else {
+            "note": f"{prep.data_name} features, transformed as its data module does (see data in the checkpoint)",
+        },
+    }
+    metadata_path(output).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@exits_on_user_error
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()

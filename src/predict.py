@@ -1,0 +1,89 @@
+"""`python -m src.predict ckpt_path=... inputs=PATH`: classify image files with a trained checkpoint.
+
+PATH is one image, a folder (its image files) or a glob (`'photos/*.png'`, quoted). Every image is
+preprocessed as training preprocessed the data set, from the checkpoint alone: converted to grey or
+RGB as the model's input shape says, resized to its height x width, scaled to the data set's pixel
+range (digits 0..16, image data sets 0..255) and normalised with the training mean/std. Prints a
+table and writes `predictions.csv` (file, class, probability) into the run folder
+(`logs/predict/runs/<date>_<time>_<microseconds>/`) or to `output=FILE`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import src.utils.resolvers  # noqa: F401
+from src.utils.errors import exits_on_user_error, require
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> list[dict[str, str | float]]:
+    import torch
+
+    from src.utils.checkpoint import load_checkpoint
+    from src.utils.inference import find_images, load_image, preprocessing_of, rebuild_module
+
+    path, ckpt = load_checkpoint(cfg.ckpt_path)
+    prep = preprocessing_of(ckpt, path)
+    require(
+        prep.is_image,
+        f"predict takes images, but the model in {path} was trained on {prep.data_name}, whose inputs have shape "
+        f"{list(prep.input_shape)} (not channels x height x width); use src.eval for such data.",
+    )
+    files = find_images(str(cfg.inputs))
+    model = rebuild_module(path, ckpt)
+    device = torch.device(cfg.get("device") or "cpu")
+    model.to(device)
+
+    rows: list[dict[str, str | float]] = []
+    batch_size = int(cfg.get("batch_size") or 256)
+    require(batch_size > 0, f"batch_size must be a positive integer, got {batch_size}.")
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        raw = torch.stack([load_image(f, prep.input_shape, prep.max_value, bool(cfg.get("invert"))) for f in chunk])
+        with torch.no_grad():
+            probabilities = model.predict_proba(prep.normalize(raw).to(device)).cpu()
+        confidence, predicted = probabilities.max(dim=1)
+        for file, p, index in zip(chunk, confidence.tolist(), predicted.tolist()):
+            rows.append({"file": str(file), "class": prep.class_names[index], "probability": p})
+
+    output = Path(str(cfg.output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file", "class", "probability"])
+        writer.writeheader()
+        writer.writerows({**r, "probability": f"{r['probability']:.6f}"} for r in rows)
+    print_table(rows, int(cfg.get("show", 50)), prep.data_name)
+    print(f"{len(rows)} image(s) classified with {path}; predictions: {output}", flush=True)
+    return rows
+
+
+def print_table(rows: list[dict[str, str | float]], show: int, data_name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Predictions ({data_name} classes)")
+    table.add_column("file", overflow="fold")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    for row in rows[: max(show, 0)]:
+        table.add_row(str(row["file"]), str(row["class"]), f"{row['probability']:.4f}")
+    if len(rows) > show:
+        table.caption = f"... and {len(rows) - show} more in the CSV file"
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@exits_on_user_error
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()
