@@ -65,3 +65,20 @@ def test_every_scheduler_builds(compose, scheduler):
 def test_precision_auto_is_full_precision_on_cpu():
     assert resolve_precision("cpu", "auto") == "32-true"
     assert resolve_precision("cpu", "bf16-mixed") == "bf16-mixed"
+
+
+@pytest.mark.parametrize("experiment", [None, *choices("experiment")])
+@pytest.mark.parametrize("extra", [[], ["trainer=ddp_sim", "logger=many", "scheduler=onecycle", "augment=flip_crop"]])
+def test_every_shipped_config_passes_the_schema(compose, experiment, extra):
+    from src.utils.config_schema import validate_config
+
+    overrides = ([f"experiment={experiment}"] if experiment else []) + extra
+    validate_config(plain(compose(overrides)))
+
+
+@pytest.mark.parametrize("group,choice", [(g, c) for g in ("data", "model", "optimizer", "scheduler", "trainer",
+                                                          "callbacks", "logger", "augment") for c in choices(g)])
+def test_every_group_choice_passes_the_schema(compose, group, choice):
+    from src.utils.config_schema import validate_config
+
+    validate_config(plain(compose([f"{group}={choice}"])))

@@ -43,9 +43,20 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple
     return torch.as_tensor(keep), torch.as_tensor(held)
 
 
+def stratified_fold(targets: torch.Tensor, num_folds: int, fold: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, validation) of fold `fold` of a stratified, shuffled `num_folds`-fold split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    keep, held = list(folds.split(torch.zeros(len(targets)).numpy(), targets.numpy()))[fold]
+    return torch.as_tensor(keep), torch.as_tensor(held)
+
+
 class InMemoryDataModule(L.LightningDataModule, ABC):
     """Holds train/val/test as tensors and serves them with `TensorBatchLoader`.
 
+    Validation is carved from the training split (`val_fraction`), or is fold `fold` of a
+    stratified `num_folds`-fold split of it (cross-validation; the test split is never touched).
     Subclasses implement `load()` (the raw splits and class names) and may override
     `make_transform()` (a batched transform fitted on the training split, e.g. normalisation).
     Constructor arguments are plain values, saved in checkpoints so that evaluation can rebuild
@@ -67,6 +78,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         loader: str = "tensor",
         num_workers: int | None = None,
         pin_memory: bool | None = None,
+        num_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         require(
@@ -97,6 +110,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             loader == "tensor" or steps_per_epoch is None,
             "data.steps_per_epoch needs data.loader=tensor; set data.steps_per_epoch=null to use the DataLoader.",
         )
+        require(
+            num_folds is None or (isinstance(num_folds, int) and num_folds >= 2),
+            f"data.num_folds must be an integer of at least 2 (or null for one validation split), got {num_folds!r}.",
+        )
+        require(
+            num_folds is None or (isinstance(fold, int) and 0 <= fold < num_folds),
+            f"data.fold must be between 0 and data.num_folds - 1 = {(num_folds or 1) - 1}, got {fold!r}.",
+        )
         self.save_hyperparameters()
         self.name = name
         self.num_classes = num_classes
@@ -108,6 +129,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.steps_per_call = steps_per_call
         self.device = device
         self.loader, self.num_workers, self.pin_memory = loader, num_workers, pin_memory
+        self.num_folds, self.fold = num_folds, fold
         self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # every split
@@ -137,7 +159,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         if self.train_split is not None:
             return
         train, val, test, self.class_names = self.load()
-        if val is None:
+        if self.num_folds:
+            require(
+                val is None,
+                f"data.num_folds needs a validation split carved from the training data, but {self.name} has a "
+                "fixed one (e.g. validate_on_test); switch that off or drop data.num_folds.",
+            )
+            keep, held = stratified_fold(train.targets, self.num_folds, self.fold, self.split_seed)
+            train, val = train.subset(keep), train.subset(held)
+        elif val is None:
             keep, held = stratified_split(train.targets, self.val_fraction, self.split_seed)
             train, val = train.subset(keep), train.subset(held)
         for split_name, split in (("train", train), ("val", val), ("test", test)):

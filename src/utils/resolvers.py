@@ -11,3 +11,9 @@ if not OmegaConf.has_resolver("cwd"):
     import os
 
     OmegaConf.register_new_resolver("cwd", os.getcwd)
+
+if not OmegaConf.has_resolver("pid"):
+    # `${pid:}` in run folder names: two processes never share a folder, even started in the same microsecond.
+    import os
+
+    OmegaConf.register_new_resolver("pid", os.getpid)

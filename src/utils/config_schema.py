@@ -1,0 +1,146 @@
+"""Typed configs that fail early, with the code as the schema.
+
+Every config node with a `_target_` is checked against the signature of the class or function it
+names: a key the target does not take (a typo) and a value of the wrong type are rejected with one
+sentence naming the key, the bad value and what is allowed, before any data is loaded. Ranges
+(a positive learning rate, a fraction in (0, 1)) are checked by the constructors themselves, which
+also run before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from src.utils.errors import UserError
+
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+# Keys read by the project's own code rather than passed to the target (see ClassificationModule).
+OWN_KEYS = {"scheduler": {"interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor"}}
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment")
+_MISSING = object()
+
+
+def validate_config(cfg: Mapping[str, Any]) -> None:
+    """Check every `_target_` node of the run's groups (a plain, resolved config), as it will be built."""
+    trainer = cfg.get("trainer")
+    if isinstance(trainer, Mapping) and trainer.get("precision") == "auto":  # the template's own value
+        from src.utils.instantiate import resolve_precision
+
+        precision = resolve_precision(trainer.get("accelerator", "auto"), "auto")
+        cfg = {**cfg, "trainer": {**trainer, "precision": precision}}
+    for group in GROUPS:
+        node = cfg.get(group)
+        if node:
+            _walk(node, group, OWN_KEYS.get(group, set()))
+
+
+def _walk(node: Any, path: str, own_keys: set[str]) -> None:
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            _check_node(node, path, own_keys)
+        for key, value in node.items():
+            if isinstance(value, (Mapping, list)):
+                _walk(value, f"{path}.{key}", set())
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _walk(value, f"{path}[{i}]", set())
+
+
+@cache
+def _parameters(target_path: str) -> tuple[dict[str, tuple[Any, Any]], bool]:
+    """({name: (annotation, default)}, takes arbitrary keywords?) of a target, following **kwargs
+    through the base classes' constructors."""
+    from hydra.utils import get_object
+
+    try:
+        target = get_object(target_path)
+    except Exception:
+        raise UserError(f"_target_ {target_path} cannot be imported; check the spelling in the config.") from None
+    functions = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    params: dict[str, tuple[Any, Any]] = {}
+    for function in functions:
+        try:
+            signature = inspect.signature(function)
+            hints = typing.get_type_hints(function)
+        except (TypeError, ValueError, NameError):
+            return params, True  # cannot be inspected: accept what it gets
+        takes_kwargs = False
+        for name, p in signature.parameters.items():
+            if name == "self" or p.kind is p.VAR_POSITIONAL:
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                takes_kwargs = True
+                continue
+            default = _MISSING if p.default is p.empty else p.default
+            params.setdefault(name, (hints.get(name, Any), default))
+        if not takes_kwargs:
+            return params, False
+    return params, True
+
+
+def _check_node(node: Mapping[str, Any], path: str, own_keys: set[str]) -> None:
+    target = str(node["_target_"])
+    params, open_ended = _parameters(target)
+    for key, value in node.items():
+        if key in HYDRA_KEYS or key in own_keys:
+            continue
+        if key not in params:
+            if open_ended:
+                continue
+            close = difflib.get_close_matches(key, list(params), n=1)
+            hint = f"did you mean {path}.{close[0]}?" if close else f"it takes: {', '.join(sorted(params))}."
+            raise UserError(f"{path}.{key} is not a setting of {target}; {hint}")
+        annotation, default = params[key]
+        if annotation is Any and default is not _MISSING and default is not None:
+            annotation = type(default)
+        if not _matches(value, annotation):
+            raise UserError(f"{path}.{key}={value!r} has the wrong type: {target} expects {_describe(annotation)}.")
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return True
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    container = origin or annotation
+    if container in (list, tuple, Sequence, typing.Sequence) or (
+            inspect.isclass(container) and issubclass(container, Sequence) and container is not str):
+        return isinstance(value, (list, tuple))
+    if container in (dict, Mapping) or (inspect.isclass(container) and issubclass(container, Mapping)):
+        return isinstance(value, Mapping)
+    return True  # a class the config cannot express (a device, a callable): nothing to check
+
+
+def _describe(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return " or ".join(dict.fromkeys(_describe(a) for a in args))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    if annotation in names:
+        return names[annotation]
+    container = origin or annotation
+    if inspect.isclass(container) and issubclass(container, Mapping):
+        return "a mapping"
+    if inspect.isclass(container) and issubclass(container, Sequence):
+        return "a list"
+    return getattr(annotation, "__name__", str(annotation))
