@@ -12,9 +12,13 @@ Rows are sorted by the optimised metric (`optimized_metric` and `optimized_mode`
     python -m src.report logs/train/multiruns/2026-01-01_12-00-00_000000
     python -m src.report DIR --metrics test/acc,test/loss       # choose the metric columns ("all": every one)
 
-The steps are separate functions (`collect_runs` -> `sort_runs` -> `build_table` -> writers), so
-that grouping runs by their overrides other than `seed` (mean ± std per group) can be added between
-collecting and building the table.
+When the runs differ in `seed` or `data.fold` (repeats of one setting), a second table groups them
+by their other overrides: mean ± std (sample standard deviation) and the number of runs per group,
+best first, written as `report_groups.csv` beside a plot of the optimised metric per group with
+error bars (`report_groups.png`); `report.md` holds both tables.
+
+The steps are separate functions (`collect_runs` -> `sort_runs` -> `group_runs` / `build_table` ->
+writers).
 """
 
 from __future__ import annotations
@@ -168,6 +172,101 @@ def build_table(
     return header, rows
 
 
+# --- groups of repeats (seeds, folds) -----------------------------------------------------------
+REPEAT_KEYS = ("seed", "data.fold")
+
+
+@dataclass
+class Group:
+    """Runs that differ only in their seed or cross-validation fold."""
+
+    overrides: dict[str, str]
+    runs: list[Run]
+
+    @property
+    def finished(self) -> list[Run]:
+        return [r for r in self.runs if not r.failed]
+
+    def stats(self, metric: str) -> tuple[float, float, int] | None:
+        """(mean, sample std, n) of `metric` over the finished runs that have it."""
+        values = [r.metrics[metric] for r in self.finished if metric in r.metrics and not math.isnan(r.metrics[metric])]
+        if not values:
+            return None
+        mean = sum(values) / len(values)
+        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+        return mean, math.sqrt(var), len(values)
+
+
+def group_runs(runs: Sequence[Run]) -> list[Group] | None:
+    """Groups by the varying overrides other than `seed` / `data.fold`, best mean first; None when no
+    repeat key varies (every run is its own group)."""
+    varying, _ = split_overrides(runs)
+    if not any(k in REPEAT_KEYS for k in varying):
+        return None
+    keys = [k for k in varying if k not in REPEAT_KEYS]
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        label = tuple(run.overrides.get(k, "") for k in keys)
+        groups.setdefault(label, Group(dict(zip(keys, label)), [])).runs.append(run)
+    ordered = list(groups.values())
+    metric = next((r.optimized_metric for r in runs if r.optimized_metric), None)
+    maximise = next((r.optimized_mode for r in runs if not r.failed), "max") != "min"
+    if metric:
+        def key(group: Group) -> float:
+            stats = group.stats(metric)
+            return math.inf if stats is None else (-stats[0] if maximise else stats[0])
+
+        ordered.sort(key=key)
+    return ordered
+
+
+def build_group_table(groups: Sequence[Group], metrics: Sequence[str], precise: bool = False
+                      ) -> tuple[list[str], list[list[str]]]:
+    keys = list(groups[0].overrides) if groups else []
+    header = [*keys, "runs", *metrics, "failed"]
+    rows = []
+    for group in groups:
+        cells = [group.overrides[k] for k in keys] + [str(len(group.finished))]
+        for m in metrics:
+            stats = group.stats(m)
+            if stats is None:
+                cells.append("")
+            elif precise:
+                cells.append(f"{stats[0]!r} ± {stats[1]!r}")
+            else:
+                cells.append(f"{stats[0]:.4f} ± {stats[1]:.4f}")
+        rows.append([*cells, str(len(group.runs) - len(group.finished))])
+    return header, rows
+
+
+def plot_groups(groups: Sequence[Group], metric: str, path: Path) -> None:
+    """`metric` per group: the mean as a point with ± 1 std error bars, and the number of runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [(g, g.stats(metric)) for g in groups if g.stats(metric) is not None]
+    labels = [", ".join(f"{k}={v}" for k, v in g.overrides.items()) or "all runs" for g, _ in shown]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shown) + 2), 4.2))
+    means, stds = [s[0] for _, s in shown], [s[1] for _, s in shown]
+    ax.errorbar(range(len(shown)), means, yerr=stds, fmt="o", markersize=7, capsize=6, color="#4c72b0")
+    for x, (mean, (_, stats)) in enumerate(zip(means, shown)):
+        ax.annotate(f"{mean:.4f}\nn={stats[2]}", (x, mean), xytext=(10, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_xticks(range(len(shown)), labels, rotation=20, ha="right", fontsize=8)
+    low = min(m - s for m, s in zip(means, stds)) if shown else 0
+    high = max(m + s for m, s in zip(means, stds)) if shown else 1
+    ax.set_ylim(max(0.0, low - 0.1 * (high - low + 1e-9)), high + 0.15 * (high - low + 1e-9))
+    ax.set_xlim(-0.5, len(shown) - 0.2)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_ylabel(f"{metric} (mean ± std)")
+    ax.set_title(f"{metric} per group (repeats: seed / data.fold)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # --- writers ------------------------------------------------------------------------------------
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     escape = lambda cell: str(cell).replace("|", "\\|")  # noqa: E731
@@ -192,6 +291,17 @@ def report(sweep_dir: str | Path, wanted: Sequence[str] | None = None) -> str:
     lines += [summary + ".", ""]
     if common:
         lines += ["Shared by every run: " + ", ".join(f"`{k}={v}`" for k, v in common.items()), ""]
+    groups = group_runs(runs)
+    if groups is not None:
+        header, rows = build_group_table(groups, columns)
+        lines += [f"## Groups: mean ± std over {' / '.join(REPEAT_KEYS)}", "", markdown(header, rows), "",
+                  "## Runs", ""]
+        header, rows = build_group_table(groups, columns, precise=True)
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([header, *rows])
+        (root / "report_groups.csv").write_text(buffer.getvalue())
+        if optimized:
+            plot_groups(groups, optimized, root / "report_groups.png")
     header, rows = build_table(runs, columns)
     text = "\n".join(lines) + markdown(header, rows) + "\n"
     (root / "report.md").write_text(text)

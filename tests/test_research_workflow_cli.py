@@ -89,3 +89,24 @@ def test_run_record_describes_the_run(cli):
     assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
     assert record["versions"]["torch"] == torch.__version__.split("+")[0] or record["versions"]["torch"]
     assert record["wall_time_s"] > 0 and 0 < record["metrics"]["test/acc"] <= 1
+
+
+def test_report_groups_repeats_by_their_other_overrides_with_mean_and_std(cli):
+    sweep = cli("src.train", "-m", "seed=1,2", "optimizer.lr=0.01,0.02", "trainer.max_epochs=1", *FAST)
+    assert sweep.returncode == 0, sweep.output[-2000:]
+    (folder,) = (sweep.cwd / "logs" / "train" / "multiruns").iterdir()
+    result = cli("src.report", str(folder))
+    assert result.returncode == 0, result.output[-2000:]
+    import csv
+    import statistics
+
+    rows = list(csv.DictReader(open(folder / "report_groups.csv")))
+    assert sorted(r["optimizer.lr"] for r in rows) == ["0.01", "0.02"] and all(r["runs"] == "2" for r in rows)
+    for row in rows:
+        accs = [json.loads((job / "metrics.json").read_text())["metrics"]["test/acc"] for job in folder.iterdir()
+                if job.name.isdigit() and f"optimizer.lr={row['optimizer.lr']}"
+                in (job / ".hydra" / "overrides.yaml").read_text()]
+        mean, std = (float(v) for v in row["test/acc"].split(" ± "))
+        assert mean == pytest.approx(statistics.mean(accs)) and std == pytest.approx(statistics.stdev(accs))
+    assert (folder / "report_groups.png").stat().st_size > 10_000
+    assert "## Groups: mean ± std over seed / data.fold" in (folder / "report.md").read_text()
