@@ -51,6 +51,8 @@ class Run:
     optimized_mode: str = "max"
     failed: bool = False
     error: str | None = None  # the failed job's error (its failed.json)
+    wall_time_s: float | None = None  # from the run record
+    device: str | None = None
 
     @property
     def status(self) -> str:
@@ -110,6 +112,7 @@ def read_run(job: Path) -> Run:
         run.metrics = {k: float(v) for k, v in (content.get("metrics") or {}).items()}
         run.optimized_metric = content.get("optimized_metric") or run.optimized_metric
         run.optimized_mode = str(content.get("optimized_mode") or run.optimized_mode).lower()
+        run.wall_time_s, run.device = content.get("wall_time_s"), content.get("device")
     except (OSError, ValueError, TypeError, AttributeError):
         run.failed = True
         try:
@@ -159,7 +162,8 @@ def build_table(
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, job, varying overrides, metrics, status (runs already sorted)."""
     varying, _ = split_overrides(runs)
-    header = ["rank", "job", *varying, *metrics, "status"]
+    timed = any(r.wall_time_s is not None for r in runs)
+    header = ["rank", "job", *varying, *metrics, *(["time (s)", "device"] if timed else []), "status"]
     rows, rank = [], 0
     for run in runs:
         rank += not run.failed
@@ -168,6 +172,8 @@ def build_table(
         for m in metrics:
             value = run.metrics.get(m)
             cells.append("" if value is None else (repr(value) if precise else f"{value:.4f}"))
+        if timed:
+            cells += ["" if run.wall_time_s is None else f"{run.wall_time_s:.1f}", run.device or ""]
         rows.append([*cells, run.status])
     return header, rows
 

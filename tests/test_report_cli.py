@@ -40,7 +40,7 @@ def test_report_lists_every_job_of_a_sweep_best_first_and_failed_jobs_last(cli):
     only = cli("src.report", str(sweep), "--metrics", "test/loss")
     assert only.returncode == 0, only.output[-3000:]
     assert next(csv.reader(open(sweep / "report.csv"))) == ["rank", "job", "optimizer.lr", "val/acc", "test/loss",
-                                                            "status"]
+                                                            "time (s)", "device", "status"]  # from the run record
 
 
 def test_report_sorts_by_a_minimised_metric(tmp_path):
