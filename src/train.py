@@ -36,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.utils.resume import resume_config
     from src.utils.run_record import run_record
     from src.utils.run_summary import one_line, scalar_metrics, write_metrics
+    from src.utils.tuner import tune
 
     started = time.perf_counter()
     quiet_library_noise()
@@ -46,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
+    tune(cfg, datamodule)  # tuner=...: Lightning's batch-size / lr finders set cfg's values before the model is built
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]

@@ -6,16 +6,28 @@ checkpoint loads with `weights_only=True` and needs nothing but this file to be 
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from src.models.losses import MULTICLASS_LOSSES, binary_cross_entropy
 from src.models.metrics import metrics_from_confusion
+from src.models.recipes import (
+    BatchMixer,
+    build_scheduler,
+    check_scheduler,
+    flip_tta_log_probs,
+    optimizer_parameters,
+    scheduler_interval,
+)
 from src.utils.errors import UserError, require
+
+RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")
 
 
 def build_net(net: dict[str, Any]) -> nn.Module:
@@ -35,7 +47,13 @@ class ClassificationModule(L.LightningModule):
     """Multi-class classification: one of three equivalent cross-entropy formulations, optional L1.
 
     Logs `train/loss`, `train/acc` per epoch; `val/loss`, `val/acc`, `val/acc_best`, macro
-    `val/precision|recall|f1`; the same under `test/` plus a confusion matrix at test time.
+    `val/precision|recall|f1`; the same under `test/` plus a confusion matrix at test time; with
+    more than 10 classes also `val/acc_top5` and `test/acc_top5`.
+
+    Recipes (all off by default, see docs/recipes.md): `label_smoothing` of the training loss;
+    `mixup_alpha` / `cutmix_alpha` mix training batches and their targets (train/acc then counts the
+    argmax of the mixed target as the label); `tta_flip` averages the softmax of x and its mirror
+    image in validation, test and prediction. val/test losses are always the plain cross-entropy.
     """
 
     def __init__(
@@ -46,14 +64,33 @@ class ClassificationModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         loss: str = "cross_entropy",
         l1: float = 0.0,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        tta_flip: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # A subclass whose constructor does not take the recipe options (BinaryClassificationModule,
+        # GoogLeNetModule) must not store them, or `cls(**checkpoint["hyper_parameters"])` fails.
+        accepted = inspect.signature(type(self).__init__).parameters
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        self.save_hyperparameters(ignore=[k for k in RECIPE_KEYS if k not in accepted and not open_ended])
+        self._recipes = {"label_smoothing": label_smoothing, "mixup_alpha": mixup_alpha,
+                         "cutmix_alpha": cutmix_alpha, "tta_flip": tta_flip}
         self._check_hparams()
         self.net = build_net(net)
         self.num_classes = num_classes
+        self.label_smoothing = float(label_smoothing)
+        self.tta_flip = bool(tta_flip)
+        # Not an nn.Module attribute: it has no state, and stays out of summaries and checkpoints.
+        self.mixer = BatchMixer(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha or cutmix_alpha else None
         self.val_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        # Top-5 accuracy where top-1 leaves room (CIFAR-100): eval steps only, synced by torchmetrics.
+        top5 = lambda: MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)  # noqa: E731
+        self.val_top5 = top5() if num_classes > 10 else None
+        self.test_top5 = top5() if num_classes > 10 else None
+        self.stop_on_non_finite_loss = True  # the lr finder (src/utils/tuner.py) explores diverging rates
         self.val_acc_best = 0.0
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None
@@ -74,7 +111,29 @@ class ClassificationModule(L.LightningModule):
             f"optimizer.lr must be a positive number, got {lr!r}; try e.g. optimizer.lr=0.01.",
         )
         require(hp.l1 >= 0, f"model.l1 must be >= 0, got {hp.l1}.")
+        self._check_recipes()
         self._check_task()
+
+    def _check_recipes(self) -> None:
+        hp, recipes = self.hparams, self._recipes
+        smoothing = recipes["label_smoothing"]
+        require(
+            isinstance(smoothing, (int, float)) and 0 <= smoothing < 1,
+            f"model.label_smoothing must be in [0, 1) (e.g. 0.1; 0 = off), got {smoothing!r}.",
+        )
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            require(
+                isinstance(recipes[key], (int, float)) and recipes[key] >= 0,
+                f"model.{key} must be >= 0 (e.g. 0.2 for mixup, 1.0 for cutmix; 0 = off), got {recipes[key]!r}.",
+            )
+        shape = hp.net.get("input_shape")
+        for key in ("mixup_alpha", "cutmix_alpha", "tta_flip"):
+            require(
+                not recipes[key] or shape is None or len(shape) == 3,
+                f"model.{key} works on images (C, H, W), but this data set's inputs have shape {list(shape or [])}; "
+                f"drop model.{key} for it.",
+            )
+        check_scheduler(hp.scheduler)
 
     def _check_task(self) -> None:
         hp = self.hparams
@@ -85,7 +144,10 @@ class ClassificationModule(L.LightningModule):
         require(hp.num_classes >= 2, f"num_classes must be at least 2, got {hp.num_classes}.")
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return MULTICLASS_LOSSES[self.hparams.loss](outputs, targets)
+        """The loss of class-index targets (N,) or soft targets (N, C); label smoothing applies in
+        training mode only, so validation and test losses stay comparable across recipes."""
+        smoothing = self.label_smoothing if self.training else 0.0
+        return MULTICLASS_LOSSES[self.hparams.loss](outputs, targets, label_smoothing=smoothing)
 
     def training_loss(self, outputs: Any, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of the net's training-mode output; a family whose net returns more than
@@ -97,8 +159,14 @@ class ClassificationModule(L.LightningModule):
         return outputs
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for a batch of (already preprocessed) inputs."""
+        """Class probabilities for a batch of (already preprocessed) inputs (flip-averaged with tta_flip)."""
+        if self.tta_flip:
+            return flip_tta_log_probs(self.net, x).exp()
         return torch.softmax(self.net(x).float(), dim=1)
+
+    def eval_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What validation and test score: the logits, or with tta_flip the flip-averaged log-probabilities."""
+        return flip_tta_log_probs(self, x) if self.tta_flip else self(x)
 
     # --- steps ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,6 +183,8 @@ class ClassificationModule(L.LightningModule):
         """Tiny many-step recipes: when the data module hands out groups of K batches
         (`data.steps_per_call=K`), take K optimisation steps per `training_step` (manual
         optimisation), so Lightning's per-step overhead is paid once per K steps."""
+        # TensorBoard's GRAPHS tab: Lightning traces the model with torch.jit, deprecated in recent PyTorch.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
         datamodule = getattr(self._trainer, "datamodule", None)
         self.steps_per_call = int(getattr(datamodule, "steps_per_call", 1) or 1)
         self.automatic_optimization = self.steps_per_call == 1
@@ -136,11 +206,16 @@ class ClassificationModule(L.LightningModule):
         self._train_count = 0
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy."""
+        """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy.
+        With mixup/cutmix the batch and its targets are mixed first; accuracy then counts the mixed
+        target's dominant class as the label."""
+        if self.mixer is not None:
+            x, y = self.mixer(x, y)  # soft targets (N, num_classes)
         logits, loss = self.training_loss(self.net(x), y)
         with torch.no_grad():
             self._train_loss_sum += loss.detach() * len(y)
-            self._train_correct += (self.class_scores(logits.detach()).argmax(1) == y).sum()
+            labels = y.argmax(1) if y.ndim > 1 else y
+            self._train_correct += (self.class_scores(logits.detach()).argmax(1) == labels).sum()
         self._train_count += len(y)
         return loss + self.l1_penalty()
 
@@ -164,12 +239,16 @@ class ClassificationModule(L.LightningModule):
                 optimizer._on_after_step()
             else:
                 self.manual_backward(loss)
-                if self.trainer.gradient_clip_val:
-                    self.clip_gradients(optimizer, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
-                optimizer.step()
+                optimizer.step()  # clips in on_before_optimizer_step (after AMP's unscaling)
             if scheduler is not None:
                 scheduler.step()
         return None
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """`trainer.gradient_clip_val` in the K-steps-per-call path: Lightning clips only in automatic
+        optimisation. This hook runs after a mixed-precision scaler has unscaled the gradients."""
+        if not self.automatic_optimization and self.trainer.gradient_clip_val:
+            self.clip_gradients(optimizer, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
 
     def _plain_steps_possible(self) -> bool:
         trainer = self.trainer
@@ -182,7 +261,7 @@ class ClassificationModule(L.LightningModule):
     def _stop_if_loss_is_not_finite(self) -> None:
         """One host sync per epoch: a NaN/inf training loss ends the run before validation, so no
         checkpoint of the broken model is written."""
-        if self._train_count and not torch.isfinite(self._train_loss_sum):
+        if self.stop_on_non_finite_loss and self._train_count and not torch.isfinite(self._train_loss_sum):
             value = float(self._train_loss_sum / self._train_count)
             lr = self.hparams.optimizer.get("lr")
             raise UserError(
@@ -206,8 +285,7 @@ class ClassificationModule(L.LightningModule):
             self.log("step", float(self.trainer.global_step - 1))  # 0-based, as Lightning counts
 
     def _scheduler_interval(self) -> str | None:
-        scheduler = self.hparams.scheduler or {}
-        return scheduler.get("interval", "epoch") if scheduler else None
+        return scheduler_interval(self.hparams.scheduler)
 
     def _step_epoch_scheduler(self) -> None:
         scheduler = self.lr_schedulers()
@@ -224,18 +302,26 @@ class ClassificationModule(L.LightningModule):
         self._eval_loss_sum = torch.zeros((), device=self.device)
         self._eval_count = 0
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], confusion: MulticlassConfusionMatrix) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], confusion: MulticlassConfusionMatrix,
+                   top5: MulticlassAccuracy | None = None) -> None:
         x, y = batch
-        outputs = self(x)
+        outputs = self.eval_outputs(x)
         self._eval_loss_sum += self.compute_loss(outputs, y).detach() * len(y)
         self._eval_count += len(y)
-        confusion.update(self.class_scores(outputs), y)
+        scores = self.class_scores(outputs)
+        confusion.update(scores, y)
+        if top5 is not None:
+            top5.update(scores, y)
 
-    def _eval_epoch_end(self, confusion: MulticlassConfusionMatrix, prefix: str) -> torch.Tensor:
-        """Log `<prefix>/loss`, acc, precision, recall, f1; return the epoch's confusion matrix."""
+    def _eval_epoch_end(self, confusion: MulticlassConfusionMatrix, prefix: str,
+                        top5: MulticlassAccuracy | None = None) -> torch.Tensor:
+        """Log `<prefix>/loss`, acc, precision, recall, f1 (and acc_top5); return the epoch's confusion matrix."""
         matrix = confusion.compute()
         confusion.reset()
         metrics = {f"{prefix}/{k}": v for k, v in metrics_from_confusion(matrix).items()}
+        if top5 is not None:
+            metrics[f"{prefix}/acc_top5"] = top5.compute()
+            top5.reset()
         if self._eval_count:
             metrics[f"{prefix}/loss"] = self._eval_loss_sum / self._eval_count
         self._reset_eval_sums()
@@ -250,11 +336,11 @@ class ClassificationModule(L.LightningModule):
         self._reset_eval_sums()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, self.val_confusion)
+        self._eval_step(batch, self.val_confusion, self.val_top5)
 
     def on_validation_epoch_end(self) -> None:
         self._log_optimizer_step()
-        self.val_confusion_matrix = self._eval_epoch_end(self.val_confusion, "val").cpu()
+        self.val_confusion_matrix = self._eval_epoch_end(self.val_confusion, "val", self.val_top5).cpu()
         if not self.trainer.sanity_checking:
             acc = float(self.trainer.callback_metrics["val/acc"])
             self.val_acc_best = max(self.val_acc_best, acc)
@@ -264,10 +350,10 @@ class ClassificationModule(L.LightningModule):
         self._reset_eval_sums()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_confusion)
+        self._eval_step(batch, self.test_confusion, self.test_top5)
 
     def on_test_epoch_end(self) -> None:
-        self.test_confusion_matrix = self._eval_epoch_end(self.test_confusion, "test").cpu()
+        self.test_confusion_matrix = self._eval_epoch_end(self.test_confusion, "test", self.test_top5).cpu()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_acc_best"] = self.val_acc_best
@@ -290,21 +376,18 @@ class ClassificationModule(L.LightningModule):
 
     # --- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
+        """The optimizer (`optimizer.decay_bias_and_norm=false`: no weight decay on biases and
+        normalisation layers) and the lr schedule, with an optional linear warmup (src/models/recipes.py)."""
         from hydra.utils import instantiate
 
-        optimizer = instantiate(dict(self.hparams.optimizer))(params=self.parameters())
-        scheduler_cfg = dict(self.hparams.scheduler or {})
-        if not scheduler_cfg:
+        optimizer_cfg = dict(self.hparams.optimizer)
+        decay_bias_and_norm = optimizer_cfg.pop("decay_bias_and_norm", True)
+        optimizer = instantiate(optimizer_cfg)(params=optimizer_parameters(self, decay_bias_and_norm))
+        scheduler = build_scheduler(self.hparams.scheduler, optimizer,
+                                    total_steps=lambda: self.trainer.estimated_stepping_batches)
+        if scheduler is None:
             return optimizer
-        interval = scheduler_cfg.pop("interval", "epoch")
-        monitor = scheduler_cfg.pop("monitor", "val/loss")
-        if "total_steps" in scheduler_cfg and scheduler_cfg["total_steps"] is None:
-            scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(scheduler_cfg)(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": monitor},
-        }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 class BinaryClassificationModule(ClassificationModule):

@@ -20,7 +20,10 @@ from src.utils.errors import UserError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Keys read by the project's own code rather than passed to the target (see ClassificationModule).
-OWN_KEYS = {"scheduler": {"interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor"}}
+OWN_KEYS = {
+    "scheduler": {"interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor"},
+    "optimizer": {"decay_bias_and_norm"},
+}
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment")
 _MISSING = object()
 
