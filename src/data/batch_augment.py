@@ -168,3 +168,68 @@ class RandomErasing:
 
     def __repr__(self) -> str:
         return f"RandomErasing(p={self.p}, scale={list(self.scale)}, ratio={list(self.ratio)}, value={self.value})"
+
+
+# --- the speed-run's alternating flip (Jordan 2024, arXiv 2404.00498) ----------------------------------
+class AlternatingFlip:
+    """Deterministic flips: every image is mirrored in exactly every other epoch.
+
+    Each image has a fixed pseudo-random coin; in epoch `e` it is mirrored when `coin XOR (e is odd)`.
+    So in epoch 0 a random half is mirrored, and from then on every image alternates, which shows
+    the net both orientations of every image in any two consecutive epochs (random flips repeat one
+    orientation in about half of the pairs). The coin is a hash of the image's own values (integer
+    arithmetic on the float bits: the same for any batch, order, layout or device), so the batched
+    transform needs no sample index; it must therefore come first among the augmentations, before
+    anything random changes the pixels. `seed` picks which half (None: drawn from torch's global
+    generator, so `seed_everything` fixes it).
+
+    The epoch comes from `set_epoch(e)`: `set_augmentation_epoch(transform, e)` reaches it through a
+    `Compose`; `SpeedrunModule` calls it at the start of every training epoch. With
+    `data.loader=dataloader` the transform runs in worker processes, which do not see the call.
+    """
+
+    _PRIME = 1_000_003
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
+        self.epoch = 0
+        self._weights: dict[tuple, torch.Tensor] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def coin(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: the images mirrored in even epochs (a fixed function of each image's values)."""
+        _check_batch(x, "AlternatingFlip")
+        key = (tuple(x.shape[1:]), x.device)
+        if key not in self._weights:
+            generator = torch.Generator().manual_seed(self.seed)
+            self._weights[key] = torch.randint(1, 2**16, key[0], generator=generator, dtype=torch.int64).to(x.device)
+        bits = x.float().view(torch.int32) & 0xFFFF  # low mantissa bits; < 2**16 * 2**16 * C*H*W: no overflow
+        h = (bits.long() * self._weights[key]).sum(dim=(1, 2, 3))
+        return (h % self._PRIME) % 2 == 1
+
+    def flips(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: the images of `x` this transform mirrors in the current epoch."""
+        return self.coin(x) ^ bool(self.epoch % 2)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.flips(x).view(-1, 1, 1, 1), x.flip(-1), x)
+
+    def __repr__(self) -> str:
+        return f"AlternatingFlip(seed={self.seed}, epoch={self.epoch})"
+
+
+def set_augmentation_epoch(transform: object, epoch: int) -> int:
+    """Tell every epoch-aware step of a (possibly composed) batch transform the training epoch;
+    returns how many steps took it."""
+    steps = getattr(transform, "transforms", None)
+    told = 0
+    for step in steps if isinstance(steps, list) else [transform]:
+        if callable(getattr(step, "set_epoch", None)):
+            step.set_epoch(epoch)
+            told += 1
+    return told
+
+
+__all__ += ["AlternatingFlip", "set_augmentation_epoch"]

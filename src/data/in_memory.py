@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -14,6 +15,8 @@ import torch
 from src.data.batch_transforms import Compose
 from src.data.tensor_loader import TensorBatchLoader
 from src.utils.errors import require
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +55,12 @@ def stratified_fold(targets: torch.Tensor, num_folds: int, fold: int, seed: int)
     return torch.as_tensor(keep), torch.as_tensor(held)
 
 
+def fits_on_device(data_bytes: int, free_bytes: int, max_fraction: float | None) -> bool:
+    """Whether a data set of `data_bytes` should live on an accelerator with `free_bytes` free:
+    yes when it takes at most `max_fraction` of the free memory (`None`: always)."""
+    return max_fraction is None or data_bytes <= max_fraction * free_bytes
+
+
 class InMemoryDataModule(L.LightningDataModule, ABC):
     """Holds train/val/test as tensors and serves them with `TensorBatchLoader`.
 
@@ -80,6 +89,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         pin_memory: bool | None = None,
         num_folds: int | None = None,
         fold: int = 0,
+        max_device_fraction: float | None = 0.5,
     ) -> None:
         super().__init__()
         require(
@@ -118,6 +128,10 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             num_folds is None or (isinstance(fold, int) and 0 <= fold < num_folds),
             f"data.fold must be between 0 and data.num_folds - 1 = {(num_folds or 1) - 1}, got {fold!r}.",
         )
+        require(
+            max_device_fraction is None or (isinstance(max_device_fraction, (int, float)) and max_device_fraction > 0),
+            f"data.max_device_fraction must be a positive number (or null for always), got {max_device_fraction!r}.",
+        )
         self.save_hyperparameters()
         self.name = name
         self.num_classes = num_classes
@@ -128,6 +142,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.steps_per_epoch = steps_per_epoch
         self.steps_per_call = steps_per_call
         self.device = device
+        self.max_device_fraction = max_device_fraction
         self.loader, self.num_workers, self.pin_memory = loader, num_workers, pin_memory
         self.num_folds, self.fold = num_folds, fold
         self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
@@ -174,7 +189,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             self._check(split_name, split)
         self.transform = self.make_transform(train)
         self.train_transform = Compose(self.transform, *self.build_augmentations()) if self.augment else self.transform
-        device = self._target_device() if self.loader == "tensor" else torch.device("cpu")
+        device = self._target_device(train, val, test) if self.loader == "tensor" else torch.device("cpu")
         self.train_split, self.val_split, self.test_split = train.to(device), val.to(device), test.to(device)
 
     def train_dataloader(self) -> TensorBatchLoader:
@@ -231,11 +246,22 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             steps_per_call=steps_per_call,
         )
 
-    def _target_device(self) -> torch.device:
+    def _target_device(self, *splits: Split) -> torch.device:
+        """`data.device`, else the training device; on a GPU only if the splits take at most
+        `max_device_fraction` of its free memory (else they stay on the CPU and batches move per step)."""
         if self.device is not None:
             return torch.device(self.device)
         trainer = getattr(self, "trainer", None)
-        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if device.type == "cuda" and splits:
+            data_bytes = sum(t.numel() * t.element_size() for s in splits for t in (s.inputs, s.targets))
+            free_bytes, _ = torch.cuda.mem_get_info(device)
+            if not fits_on_device(data_bytes, free_bytes, self.max_device_fraction):
+                log.warning("%s: %.0f MiB of data exceed data.max_device_fraction=%s of the %.0f MiB free on %s; "
+                         "keeping it on the CPU (batches move per step).", self.name, data_bytes / 2**20,
+                         self.max_device_fraction, free_bytes / 2**20, device)
+                return torch.device("cpu")
+        return device
 
     def _check(self, split_name: str, split: Split) -> None:
         shape = tuple(split.inputs.shape[1:])

@@ -40,8 +40,9 @@ def data_configs(folder: Path = DATA_DIR) -> dict[str, dict]:
 
 
 def dataset_rows(folder: Path = DATA_DIR) -> list[dict[str, str]]:
-    """One row per image data config, in the seed's order, then any other."""
-    configs = data_configs(folder)
+    """One row per real image data set (those with official sizes: not `random_images`), in the
+    seed's order, then any other."""
+    configs = {n: c for n, c in data_configs(folder).items() if n in OFFICIAL_SIZES}
     names = [n for n in ORDER if n in configs] + sorted(n for n in configs if n not in ORDER)
     rows = []
     for name in names:
