@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+# One thread per test process and per run it starts: test files run in parallel (pytest-xdist), and
+# several multi-threaded processes on few cores make OpenMP spin-wait (tiny steps 100x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
