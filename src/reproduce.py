@@ -122,7 +122,8 @@ def device_description() -> str:
 
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({os.cpu_count()} cores)"
+    threads = torch.get_num_threads()  # what each job uses too (same environment: OMP_NUM_THREADS)
+    return f"cpu ({os.cpu_count()} cores, {threads} thread{'s' if threads > 1 else ''} per job)"
 
 
 def run_sweep(recipes: list[Recipe], sweep_dir: Path, max_epochs: int | None, overrides: list[str]) -> int:
