@@ -54,30 +54,10 @@ def recipes(epochs: int) -> dict[str, dict]:
     }
 
 
-def compose(overrides: list[str], out_dir: str):
-    """The training config, exactly as `python -m src.train <overrides>` composes it, writing under out_dir."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    import src.utils.resolvers  # noqa: F401
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[*overrides, f"hydra.run.dir={out_dir}"], return_hydra_config=True)
-    cfg.hydra.runtime.output_dir = out_dir
-    cfg.hydra.runtime.cwd = str(ROOT)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
-
-
 def run_once(overrides: list[str]) -> dict:
     """One training run, quietly; its final metrics and seconds, or the error in one line."""
     from src.train import train
+    from src.utils.compose import compose_run_config
     from src.utils.errors import explain
 
     started = time.perf_counter()
@@ -85,7 +65,7 @@ def run_once(overrides: list[str]) -> dict:
         sink = io.StringIO()
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                metrics = train(compose(overrides, out_dir))
+                metrics = train(compose_run_config(overrides, out_dir))
         except Exception as exc:  # a recipe this checkout does not support: recorded, the benchmark goes on
             err = explain(exc)
             return {"error": str(err) if err else f"{type(exc).__name__}: {exc}",

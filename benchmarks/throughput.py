@@ -48,7 +48,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from benchmarks.cpu import compose, machine
+from benchmarks.cpu import machine
+from src.utils.compose import compose_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -97,7 +98,7 @@ def run_template(overrides: list[str], test: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out_dir:
         # Not timed, but noisy in a benchmark's output: the progress bar and the model summary.
         quiet = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "+trainer.enable_progress_bar=false"]
-        cfg = compose(overrides + quiet, out_dir)
+        cfg = compose_run_config(overrides + quiet, out_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
         module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
@@ -140,7 +141,7 @@ def plain_loop(overrides: list[str], epochs: int, max_batches: int | None) -> di
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as out_dir:
-        cfg = compose(overrides, out_dir)
+        cfg = compose_run_config(overrides, out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build.build_datamodule(cfg.data)
     datamodule.setup()  # no trainer: the splits stay on the CPU until moved below

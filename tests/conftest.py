@@ -55,28 +55,13 @@ def cli(tmp_path):
 @pytest.fixture
 def compose(tmp_path):
     """`compose(["data=iris"])` -> the resolved train config, with run folders under tmp_path."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
 
-    import src.utils.resolvers  # noqa: F401
+    from src.utils.compose import compose_run_config
 
     def run(overrides: list[str] = (), config_name: str = "train"):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = hydra_compose(
-                config_name,
-                overrides=[*overrides, f"hydra.run.dir={tmp_path}/run", f"paths.root_dir={tmp_path}"],
-                return_hydra_config=True,
-            )
-        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
-        cfg.hydra.runtime.cwd = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):  # the task function never sees the `hydra` node
-            del cfg["hydra"]
-        return cfg
+        return compose_run_config([*overrides, f"paths.root_dir={tmp_path}"], tmp_path / "run", cwd=tmp_path,
+                                  config_name=config_name)
 
     yield run
     GlobalHydra.instance().clear()
