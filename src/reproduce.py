@@ -191,7 +191,9 @@ def job_results(recipe: Recipe) -> dict[str, Any]:
 
         ckpt = torch.load(last, map_location="cpu", weights_only=True)
         progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
-        out["epochs"] = int(progress.get("completed", ckpt.get("epoch", 0)))  # epochs finished
+        # Epochs whose training pass finished: a checkpoint written at the last epoch's validation has not yet
+        # counted that epoch "completed".
+        out["epochs"] = int(progress.get("processed", progress.get("completed", ckpt.get("epoch", 0))))
         out["steps"] = int(ckpt.get("global_step", 0))
     return out
 

@@ -39,7 +39,7 @@ def test_reproduce_runs_one_sweep_and_writes_the_table(cli):
     iris = rows["seed000_iris_2features"]
     assert iris["seed"] == "000" and iris["metric"] == "test/acc" and iris["seed's number"] == "—"
     assert iris["ours"] == f"{metrics['test/acc']:.4f}"
-    assert iris["data"] == "iris" and iris["epochs"] == "2 (20 steps)"  # 2 epochs of 10 full-batch steps
+    assert iris["data"] == "iris" and iris["epochs"] == "2 (2,000 steps)"  # 2 epochs of 1,000 full-batch steps
     assert iris["device"].startswith(("cpu", "cuda")) and iris["wall time"].endswith(" s")
     assert "no iris accuracy" in iris["status and notes"]
 

@@ -60,7 +60,8 @@ def checkpoints(tmp_path_factory):
 
     runs = {}
     for name, overrides in {
-        "iris": ["experiment=seed000_iris_2features", "trainer.max_epochs=30"],
+        "iris": ["experiment=seed000_iris_2features", "trainer.max_epochs=1", "data.steps_per_epoch=300",
+                 "data.steps_per_call=300"],
         "cnn": ["model=seed000_cnn", "data=digits", "trainer.max_epochs=1"],
     }.items():
         folder = tmp_path_factory.mktemp(name)
@@ -269,7 +270,8 @@ def logged_grad_norms(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     ("overrides", "expected_steps"),
     [
         (["data=digits", "trainer.max_epochs=1", "data.batch_size=256"], [0, 3]),  # 5 steps: automatic mode
-        (["experiment=seed000_iris_2features", "trainer.max_epochs=2"], [9, 19]),  # 10 steps per call: manual
+        (["experiment=seed000_iris_2features", "trainer.max_epochs=2", "data.steps_per_epoch=10",
+          "data.steps_per_call=10"], [9, 19]),  # 10 steps per call: manual
     ],
     ids=["automatic", "steps_per_call"],
 )

@@ -92,7 +92,7 @@ class ConfusionMatrixImage(L.Callback):
     """IMAGES tab: `confusion_matrix/val` (every few epochs) and `confusion_matrix/test`, each the
     counts beside the row-normalised matrix, with class names and colour bars."""
 
-    AUTO_LOGS = 10
+    AUTO_LOGS = 5  # a 10-class figure takes about 0.5 s to draw on a laptop CPU
 
     def __init__(self, every_n_epochs: int | None = None, val: bool = True, test: bool = True) -> None:
         self.schedule = EveryNEpochs(every_n_epochs, self.AUTO_LOGS)

@@ -112,10 +112,11 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             loader in ("tensor", "dataloader"),
             f"data.loader must be 'tensor' (whole-tensor batches) or 'dataloader' (per-sample), got {loader!r}.",
         )
-        require(
-            loader == "tensor" or steps_per_call == 1,
-            "data.steps_per_call > 1 needs data.loader=tensor; set data.steps_per_call=1 to use the DataLoader.",
-        )
+        if loader == "dataloader" and steps_per_call > 1:
+            # Results are the same either way; Lightning's own sampler handling needs one batch per step.
+            log.info("data.loader=dataloader takes one optimizer step per Lightning step "
+                     "(data.steps_per_call=%d applies to data.loader=tensor).", steps_per_call)
+            steps_per_call = 1
         require(
             loader == "tensor" or steps_per_epoch is None,
             "data.steps_per_epoch needs data.loader=tensor; set data.steps_per_epoch=null to use the DataLoader.",
@@ -193,9 +194,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.train_split, self.val_split, self.test_split = train.to(device), val.to(device), test.to(device)
 
     def train_dataloader(self) -> TensorBatchLoader:
+        trainer = getattr(self, "trainer", None)
+        limit = getattr(trainer, "limit_train_batches", None)
+        # `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means N optimizer steps, not N
+        # calls of K steps: the epoch is cut to N steps, served in ceil(N / K) calls.
+        limit_steps = limit if self.steps_per_call > 1 and type(limit) is int else None
+        overfit = bool(trainer is not None and trainer.overfit_batches)  # the same first batches every epoch
         return self._loader(
-            self.train_split, shuffle=True, steps_per_epoch=self.steps_per_epoch, transform=self.train_transform,
-            steps_per_call=self.steps_per_call,
+            self.train_split, shuffle=not overfit, steps_per_epoch=self.steps_per_epoch,
+            transform=self.train_transform, steps_per_call=self.steps_per_call, limit_steps=limit_steps,
         )
 
     def val_dataloader(self) -> TensorBatchLoader:
@@ -227,7 +234,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                steps_per_call: int = 1):
+                steps_per_call: int = 1, limit_steps: int | None = None):
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
         # The run's seed (set by `seed_everything`), not a draw from the global RNG: a resumed run restores
@@ -243,7 +250,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return TensorBatchLoader(
             split.inputs, split.targets, self.batch_size, shuffle=shuffle, rank=rank, world_size=world,
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
-            steps_per_call=steps_per_call,
+            steps_per_call=steps_per_call, limit_steps=limit_steps,
         )
 
     def _target_device(self, *splits: Split) -> torch.device:

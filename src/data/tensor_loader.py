@@ -24,6 +24,7 @@ class TensorBatchLoader:
     - `steps_per_call=K` hands out lists of K consecutive batches: a LightningModule can then take
       K optimisation steps per call of its `training_step`, which removes the framework's
       per-step overhead from tiny many-step recipes (the batches and their order are unchanged).
+    - `limit_steps=N` cuts every epoch to at most N batches (steps), whatever `steps_per_call`.
     - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
       resumed run continues the same sequence: Lightning calls `set_epoch` through `sampler`,
       as it does for a `DistributedSampler`.
@@ -43,6 +44,7 @@ class TensorBatchLoader:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
         steps_per_call: int = 1,
+        limit_steps: int | None = None,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -67,6 +69,8 @@ class TensorBatchLoader:
         per_pass = n // self.batch_size if drop_last else -(-n // self.batch_size)
         self.batches_per_pass = max(per_pass, 1)
         self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+        if limit_steps is not None:
+            self.steps_per_epoch = max(min(self.steps_per_epoch, int(limit_steps)), 1)
         self.steps_per_call = max(int(steps_per_call), 1)
 
     def __len__(self) -> int:

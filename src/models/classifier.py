@@ -95,6 +95,8 @@ class ClassificationModule(L.LightningModule):
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None
         self.steps_per_call = 1
+        self.curves_to_loggers = True  # False while a StepHistory callback logs the curves per N steps
+        self.last_train_step: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (loss, correct, count)
         # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
         input_shape = net.get("input_shape")
         if input_shape:
@@ -158,6 +160,10 @@ class ClassificationModule(L.LightningModule):
         """(N, num_classes) scores whose argmax is the prediction (for metrics)."""
         return outputs
 
+    def predicted_classes(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(N,) predicted class indices: the argmax of `class_scores` (a cheaper form where there is one)."""
+        return self.class_scores(outputs).argmax(1)
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of (already preprocessed) inputs (flip-averaged with tta_flip)."""
         if self.tta_flip:
@@ -187,6 +193,8 @@ class ClassificationModule(L.LightningModule):
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
         datamodule = getattr(self._trainer, "datamodule", None)
         self.steps_per_call = int(getattr(datamodule, "steps_per_call", 1) or 1)
+        # A callback that logs the learning curves per N steps (StepHistory) owns those curves on the loggers.
+        self.curves_to_loggers = not any(getattr(c, "logs_learning_curves", False) for c in self.trainer.callbacks)
         self.automatic_optimization = self.steps_per_call == 1
         if not self.automatic_optimization:
             require(
@@ -213,11 +221,13 @@ class ClassificationModule(L.LightningModule):
             x, y = self.mixer(x, y)  # soft targets (N, num_classes)
         logits, loss = self.training_loss(self.net(x), y)
         with torch.no_grad():
-            self._train_loss_sum += loss.detach() * len(y)
             labels = y.argmax(1) if y.ndim > 1 else y
-            self._train_correct += (self.class_scores(logits.detach()).argmax(1) == labels).sum()
+            correct = (self.predicted_classes(logits.detach()) == labels).sum()
+            self._train_loss_sum.add_(loss.detach(), alpha=len(y))
+            self._train_correct.add_(correct)
         self._train_count += len(y)
-        return loss + self.l1_penalty()
+        self.last_train_step = (loss.detach(), correct, len(y))  # read by the StepHistory callback
+        return loss + self.l1_penalty() if self.hparams.l1 else loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if self.automatic_optimization:
@@ -273,8 +283,9 @@ class ClassificationModule(L.LightningModule):
         self._stop_if_loss_is_not_finite()
         self._log_optimizer_step()
         if self._train_count:
-            self.log("train/loss", self._train_loss_sum / self._train_count, prog_bar=True, sync_dist=True)
-            self.log("train/acc", self._train_correct.float() / self._train_count, prog_bar=True, sync_dist=True)
+            for key, value in (("train/loss", self._train_loss_sum / self._train_count),
+                               ("train/acc", self._train_correct.float() / self._train_count)):
+                self.log(key, value, prog_bar=True, sync_dist=True, logger=None if self.curves_to_loggers else False)
         if not self.automatic_optimization and self._scheduler_interval() == "epoch":
             self._step_epoch_scheduler()
 
@@ -327,7 +338,9 @@ class ClassificationModule(L.LightningModule):
         self._reset_eval_sums()
         shown = {f"{prefix}/acc", f"{prefix}/loss"} if prefix == "val" else set()
         for key, value in metrics.items():
-            self.log(key, value, prog_bar=key in shown, sync_dist=key.endswith("/loss"))
+            curve = key in shown and not self.curves_to_loggers  # a per-step history logs this curve instead
+            self.log(key, value, prog_bar=key in shown, sync_dist=key.endswith("/loss"),
+                     logger=False if curve else None)
         return matrix
 
     def on_validation_epoch_start(self) -> None:
@@ -375,6 +388,18 @@ class ClassificationModule(L.LightningModule):
         return self.predict_proba(x)
 
     # --- optimisation --------------------------------------------------------------------------
+    def planned_optimizer_steps(self) -> int | float:
+        """Optimizer steps of the whole run (e.g. OneCycleLR's `total_steps`). Lightning's estimate counts
+        `training_step` calls, each of which takes up to K optimizer steps with `data.steps_per_call=K`."""
+        trainer = self.trainer
+        calls = trainer.estimated_stepping_batches  # also sets up the training data
+        if self.steps_per_call == 1 or trainer.max_epochs == -1:
+            return calls
+        per_epoch = trainer.num_training_batches * self.steps_per_call
+        per_epoch = min(per_epoch, getattr(trainer.train_dataloader, "steps_per_epoch", per_epoch))
+        total = per_epoch * max(trainer.max_epochs, 1)
+        return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
+
     def configure_optimizers(self) -> Any:
         """The optimizer (`optimizer.decay_bias_and_norm=false`: no weight decay on biases and
         normalisation layers) and the lr schedule, with an optional linear warmup (src/models/recipes.py)."""
@@ -383,8 +408,7 @@ class ClassificationModule(L.LightningModule):
         optimizer_cfg = dict(self.hparams.optimizer)
         decay_bias_and_norm = optimizer_cfg.pop("decay_bias_and_norm", True)
         optimizer = instantiate(optimizer_cfg)(params=optimizer_parameters(self, decay_bias_and_norm))
-        scheduler = build_scheduler(self.hparams.scheduler, optimizer,
-                                    total_steps=lambda: self.trainer.estimated_stepping_batches)
+        scheduler = build_scheduler(self.hparams.scheduler, optimizer, total_steps=self.planned_optimizer_steps)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
@@ -423,6 +447,9 @@ class BinaryClassificationModule(ClassificationModule):
     def class_scores(self, outputs: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(outputs.float().reshape(-1, 1))
         return torch.cat([1 - p, p], dim=1)
+
+    def predicted_classes(self, outputs: torch.Tensor) -> torch.Tensor:
+        return (outputs.reshape(-1) > 0).long()  # p > 0.5: the argmax of [1 - p, p] (a tie is class 0)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return self.class_scores(self.net(x))

@@ -60,19 +60,17 @@ def _from_tensorboard(folder: Path, metrics: tuple[str, ...]) -> History:
     for e in events.Scalars("epoch") if "epoch" in tags else []:
         epoch_at.setdefault(e.step, e.value)
     by_step: dict[str, dict[int, float]] = {}
-    for name in metrics:
-        if name not in tags:
-            continue
+    for name in (m for m in metrics if m in tags):
         points: dict[int, float] = {}
         for e in events.Scalars(name):
-            # Lightning logs `epoch` beside every per-epoch metric; values without it (the final metrics that
-            # `log_hyperparams(..., metrics=)` writes at step 0) are not part of the curve. First value per step.
-            if not epoch_at or e.step in epoch_at:
-                points.setdefault(e.step, e.value)
+            points.setdefault(e.step, e.value)  # first value per step
         by_step[name] = points
-    history = History(folder, "epoch" if epoch_at else "step")
+    # Lightning logs `epoch` beside every per-epoch metric. Curve points without it come from a per-step
+    # history (StepHistory): the curves are then read by optimizer step, every point kept.
+    per_step = not epoch_at or any(s not in epoch_at for points in by_step.values() for s in points)
+    history = History(folder, "step" if per_step else "epoch")
     for name, points in by_step.items():
-        history.curves[name] = [(epoch_at[s] + 1 if epoch_at else s, v) for s, v in sorted(points.items())]
+        history.curves[name] = [(s if per_step else epoch_at[s] + 1, v) for s, v in sorted(points.items())]
     return history
 
 

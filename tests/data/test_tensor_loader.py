@@ -88,3 +88,13 @@ def test_lightning_sets_the_epoch_through_the_sampler_attribute():
     epoch0 = [y.tolist() for _, y in loader]
     _set_sampler_epoch(loader, 0)  # what Lightning's fit loop does at the start of every epoch
     assert [y.tolist() for _, y in loader] == epoch0  # a resumed run replays the same epoch order
+
+
+def test_limit_steps_cuts_every_epoch_to_that_many_batches_whatever_the_grouping():
+    x, y = torch.arange(100).float().unsqueeze(1), torch.arange(100)
+    plain = TensorBatchLoader(x, y, batch_size=10, shuffle=True, seed=3)
+    grouped = TensorBatchLoader(x, y, batch_size=10, shuffle=True, seed=3, steps_per_call=4, limit_steps=6)
+    assert len(grouped) == 2  # ceil(6 / 4) calls: 4 + 2 batches
+    batches = [b for group in grouped for b in group]
+    assert [torch.equal(a[1], b[1]) for a, b in zip(plain, batches)] == [True] * 6 and len(batches) == 6
+    assert len(TensorBatchLoader(x, y, batch_size=10, limit_steps=50)) == 10  # never more than one pass
