@@ -7,8 +7,8 @@ and with no logger or under `trainer.fast_dev_run` they do nothing. The matrices
 `ClassificationModule` (`val_confusion_matrix` after each validation, `test_confusion_matrix` after
 the test), so nothing is recomputed.
 
-Many-epoch recipes (1,000 "epochs" of iris) would spend most of their time drawing figures, so
-the validation callbacks run every `every_n_epochs` epochs; null (the default) means "about
+Runs of many short epochs (a tiny data set, a long run) would spend most of their time drawing
+figures, so the validation callbacks run every `every_n_epochs` epochs; null (the default) means "about
 `AUTO_LOGS` times per run": every epoch for short runs, evenly spaced for long ones.
 """
 
