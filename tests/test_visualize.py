@@ -31,23 +31,10 @@ def check_png(path: Path, min_width: int = 300, min_height: int = 200) -> None:
 
 def compose_in(folder: Path, config_name: str, overrides: list[str]):
     """The resolved config of `python -m src.<config_name> OVERRIDES` run in `folder` (as conftest's compose)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from src.utils.compose import compose_run_config
 
-    import src.utils.resolvers  # noqa: F401
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name, overrides=[*overrides, f"paths.root_dir={folder}"], return_hydra_config=True)
-    run_dir = folder / "run"
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    cfg.hydra.runtime.cwd = str(folder)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_run_config([*overrides, f"paths.root_dir={folder}"], folder / "run", cwd=folder,
+                              config_name=config_name)
 
 
 @pytest.fixture(scope="module")
