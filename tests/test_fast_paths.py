@@ -75,3 +75,12 @@ def test_k_steps_per_call_on_shuffled_minibatches_gives_identical_training(compo
 def test_limit_train_batches_counts_optimizer_steps_with_k_steps_per_call(compose, tmp_path):
     trainer, _ = run_digits(compose, tmp_path, "data.steps_per_call=10", "trainer.limit_train_batches=3")
     assert trainer.global_step == 2 * 3 and trainer.num_training_batches == 1
+
+
+def test_gradient_accumulation_takes_one_batch_per_lightning_step_whatever_steps_per_call(compose, tmp_path):
+    base_trainer, base = run_digits(compose, tmp_path, "data.steps_per_call=1", "+trainer.accumulate_grad_batches=2")
+    trainer, module = run_digits(compose, tmp_path, "data.steps_per_call=10", "+trainer.accumulate_grad_batches=2")
+    assert module.automatic_optimization and trainer.datamodule.steps_per_call == 1
+    assert trainer.global_step == base_trainer.global_step
+    for (name, a), b in zip(base.state_dict().items(), module.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name

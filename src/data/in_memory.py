@@ -172,6 +172,12 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        trainer = getattr(self, "trainer", None)
+        if self.steps_per_call > 1 and trainer is not None and trainer.accumulate_grad_batches > 1:
+            # Gradient accumulation is Lightning's automatic optimisation: one batch per step (same results).
+            log.info("trainer.accumulate_grad_batches=%d: one batch per Lightning step (data.steps_per_call=%d "
+                     "is set aside).", trainer.accumulate_grad_batches, self.steps_per_call)
+            self.steps_per_call = 1
         if self.train_split is not None:
             return
         train, val, test, self.class_names = self.load()
