@@ -127,10 +127,11 @@ def final_loss(module, x, y) -> float:
 
 def largest_row_difference(history, rows: dict[int, tuple[float, ...]]) -> float | None:
     """Largest |template - plain| over the history rows both have (None when the steps differ)."""
-    curves = ("train/loss", "train/acc", "val/loss", "val/acc")
-    if history is None or any(sorted(int(s) for s, _ in history.curves.get(c, [])) != sorted(rows) for c in curves):
+    from src.callbacks.step_history import CURVES  # the order of a row
+
+    if history is None or any(sorted(int(s) for s, _ in history.curves.get(c, [])) != sorted(rows) for c in CURVES):
         return None
-    return max(abs(v - rows[int(s)][i]) for i, c in enumerate(curves) for s, v in history.curves[c])
+    return max(abs(v - rows[int(s)][i]) for i, c in enumerate(CURVES) for s, v in history.curves[c])
 
 
 def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, loss_fn: Loss,
@@ -146,9 +147,8 @@ def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, l
         b_runs.append(b["seconds"])
         dm = b["datamodule"]
         x, y, xv, yv = dm.train_split.inputs, dm.train_split.targets, dm.val_split.inputs, dm.val_split.targets
-        for evaluate_every_epoch, runs in ((seed_evaluates_every_epoch, a_runs), (False, lean_runs)):
-            if runs is lean_runs and not seed_evaluates_every_epoch:
-                continue
+        loops = [(seed_evaluates_every_epoch, a_runs)] + ([(False, lean_runs)] if seed_evaluates_every_epoch else [])
+        for evaluate_every_epoch, runs in loops:
             torch.manual_seed(42)
             net = make_net()
             seconds, rows = plain_seed_loop(net, loss_fn, x, y, xv, yv, lr, steps, every, evaluate_every_epoch)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.callbacks.step_history import StepHistory
+from src.callbacks.step_history import CURVES, StepHistory
 from src.models.nets.linear import softmax_regression
 from src.train import train
 from src.utils.errors import UserError
@@ -42,8 +42,7 @@ def logged_rows(run_dir) -> dict[int, tuple[float, ...]]:
     rows = {}
     for r in csv.DictReader(open(path)):
         if r.get("train/loss"):
-            values = (r[k] for k in ("train/loss", "train/acc", "val/loss", "val/acc"))
-            rows[int(r["step"])] = tuple(float(v or "nan") for v in values)
+            rows[int(r["step"])] = tuple(float(r[k] or "nan") for k in CURVES)
     return rows
 
 
@@ -66,7 +65,7 @@ def test_history_is_read_back_by_optimizer_step(compose, tmp_path):
     train(compose(IRIS))  # TensorBoard logger
     history = read_history(tmp_path / "run")
     assert history.x_label == "step"
-    for name in ("train/loss", "train/acc", "val/loss", "val/acc"):
+    for name in CURVES:
         assert [x for x, _ in history.curves[name]] == list(range(0, 1000, 10)), name
     assert history.curves["train/loss"][-1][1] < history.curves["train/loss"][0][1]
 
