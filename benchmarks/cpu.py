@@ -49,9 +49,9 @@ def run_template(overrides: list[str]) -> dict:
     import lightning as L
 
     from benchmarks.timing import TrainEpochTimer
-    from src.utils import instantiate as build
-    from src.utils.compose import compose_run_config
-    from src.utils.history import read_history
+    from src.config import build
+    from src.config.compose import compose_run_config
+    from src.runs.history import read_history
 
     with tempfile.TemporaryDirectory() as out_dir:
         cfg = compose_run_config(overrides + ["callbacks.progress_bar=null"], out_dir)
@@ -195,8 +195,8 @@ def xor(quick: bool) -> dict:
 # --- image data sets held in memory -------------------------------------------------------------
 def fashion(model: str, quick: bool, epochs: int = 3, repeats: int = 2) -> dict:
     """(b) and (a) alternately `repeats` times, `epochs` epochs each (median epoch), then (c) once."""
-    from src.utils.compose import compose_run_config
-    from src.utils.instantiate import build_module
+    from src.config.build import build_module
+    from src.config.compose import compose_run_config
 
     overrides = [f"model={model}", "data=fashion_mnist", f"trainer.max_epochs={epochs}", "data.batch_size=128"]
     if model == "mlp":

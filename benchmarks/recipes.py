@@ -56,9 +56,9 @@ def recipes(epochs: int) -> dict[str, dict]:
 
 def run_once(overrides: list[str]) -> dict:
     """One training run, quietly; its final metrics and seconds, or the error in one line."""
+    from src.config.compose import compose_run_config
+    from src.errors import explain
     from src.train import train
-    from src.utils.compose import compose_run_config
-    from src.utils.errors import explain
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.cpu import machine
-from src.utils.compose import compose_run_config
+from src.config.compose import compose_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -93,7 +93,7 @@ def summary(epoch_seconds: list[float], images: int, measured: int) -> dict[str,
 # --- the template, built as src.train builds it -----------------------------------------------------------------
 def run_template(overrides: list[str], test: bool = False) -> dict[str, Any]:
     """Fit with the template's own builders; synced train-pass times, fit wall time, optional test metrics."""
-    from src.utils import instantiate as build
+    from src.config import build
 
     with tempfile.TemporaryDirectory() as out_dir:
         # Not timed, but noisy in a benchmark's output: the progress bar and the model summary.
@@ -136,8 +136,8 @@ def release() -> None:
 def plain_loop(overrides: list[str], epochs: int, max_batches: int | None) -> dict[str, Any]:
     """The same net (built from the same config and seed), batch size and precision as the template,
     trained by a hand-written loop over the uint8 training split held on the device."""
-    from src.utils import instantiate as build
-    from src.utils.instantiate import resolve_precision
+    from src.config import build
+    from src.config.build import resolve_precision
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as out_dir:

@@ -23,8 +23,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-import src.utils.resolvers  # noqa: F401
-from src.utils.errors import UserError, exits_on_user_error
+import src.config.resolvers  # noqa: F401
+from src.errors import UserError, exits_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def report_root(default: str, *, _root_: Any) -> str:
     """`${eval_dir:DEFAULT}`: `<run_dir>/eval` for an existing checkpoint in `<run_dir>/checkpoints/`,
     else DEFAULT (Hydra resolves this for its run folder before the job starts)."""
-    from src.utils.inference import run_dir_of
+    from src.runs.checkpoint import run_dir_of
 
     if OmegaConf.is_missing(_root_, "ckpt_path") or not _root_.get("ckpt_path"):
         return default
@@ -50,10 +50,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
-    from src.utils import instantiate as build
-    from src.utils.checkpoint import load_checkpoint
-    from src.utils.inference import check_data_fits, rebuild_module, run_dir_of
-    from src.utils.run_summary import one_line, scalar_metrics, write_metrics
+    from src.config import build
+    from src.inference.model import check_data_fits, rebuild_module
+    from src.runs.checkpoint import load_checkpoint, run_dir_of
+    from src.runs.summary import one_line, scalar_metrics, write_metrics
 
     logging.getLogger("lightning.pytorch").propagate = False
     path, ckpt = load_checkpoint(cfg.ckpt_path)
@@ -66,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         datamodule = build.build_datamodule(data_cfg)
     except Exception as exc:  # a data override that does not fit the stored data config
-        from src.utils.errors import explain
+        from src.errors import explain
 
         if explain(exc) is not None:
             raise
@@ -92,9 +92,9 @@ def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
     """The report files besides metrics.json (see the module docstring)."""
     from src.callbacks.confusion_matrix import confusion_table_rows
     from src.callbacks.tensorboard_reports import class_names, prediction_grid
+    from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png
     from src.models.metrics import per_class_metrics
-    from src.utils.history import read_history
-    from src.utils.plots import confusion_matrix_figure, learning_curves_figure, save_png
+    from src.runs.history import read_history
 
     matrix = model.test_confusion_matrix
     names = class_names(trainer, len(matrix))

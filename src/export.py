@@ -20,8 +20,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import src.utils.resolvers  # noqa: F401
-from src.utils.errors import UserError, exits_on_user_error, require
+import src.config.resolvers  # noqa: F401
+from src.errors import UserError, exits_on_user_error, require
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 def export(cfg: DictConfig) -> Path:
     import torch
 
-    from src.utils.checkpoint import load_checkpoint
-    from src.utils.inference import preprocessing_of, rebuild_module
+    from src.data.preprocessing import preprocessing_of
+    from src.inference.model import rebuild_module
+    from src.runs.checkpoint import load_checkpoint
 
     fmt = str(cfg.format).lower()
     require(fmt in FORMATS, f"format={cfg.format!r} is unknown; choose one of {sorted(FORMATS)}.")

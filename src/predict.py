@@ -17,8 +17,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import src.utils.resolvers  # noqa: F401
-from src.utils.errors import exits_on_user_error, require
+import src.config.resolvers  # noqa: F401
+from src.errors import exits_on_user_error, require
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> list[dict[str, str | float]]:
     import torch
 
-    from src.utils.checkpoint import load_checkpoint
-    from src.utils.inference import find_images, load_image, preprocessing_of, rebuild_module
+    from src.data.preprocessing import preprocessing_of
+    from src.inference.images import find_images, load_image
+    from src.inference.model import rebuild_module
+    from src.runs.checkpoint import load_checkpoint
 
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     prep = preprocessing_of(ckpt, path)

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from src.utils.errors import UserError, exits_on_user_error, require
+from src.errors import UserError, exits_on_user_error, require
 
 DEFAULT_METRICS = (
     "test/acc", "test/loss", "test/f1", "test/precision", "test/recall", "val/acc_best", "val/acc", "val/loss",

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from src.utils.errors import UserError, exits_on_user_error, require
+from src.errors import UserError, exits_on_user_error, require
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_OUTPUT = Path("docs") / "seed_results.md"
@@ -58,7 +58,7 @@ def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    import src.utils.resolvers  # noqa: F401
+    import src.config.resolvers  # noqa: F401
 
     names = experiment_names()
     unknown = [n for n in only or [] if n not in names]
@@ -85,7 +85,7 @@ def data_problem(data_cfg: Any, cache: dict[str, str | None]) -> str | None:
     """None when the data module loads its files (without downloading), else what to do, in words."""
     from omegaconf import OmegaConf
 
-    from src.utils.instantiate import build_datamodule
+    from src.config.build import build_datamodule
 
     plain = OmegaConf.to_container(data_cfg, resolve=True)
     key = json.dumps({k: plain.get(k) for k in ("_target_", "data_dir", "system_dir", "name")}, sort_keys=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import src.utils.resolvers  # noqa: F401  (registers ${len:...})
-from src.utils.errors import exits_on_user_error
+import src.config.resolvers  # noqa: F401  (registers ${len:...})
+from src.errors import exits_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.run_config import RunConfigInCheckpoint
-    from src.utils import instantiate as build
-    from src.utils.config_schema import validate_config
-    from src.utils.config_tree import print_config_tree
-    from src.utils.resume import resume_config
-    from src.utils.run_record import run_record
-    from src.utils.run_summary import one_line, scalar_metrics, write_metrics
-    from src.utils.tuner import tune
+    from src.config import build
+    from src.config.schema import validate_config
+    from src.config.tree import print_config_tree
+    from src.runs.record import run_record
+    from src.runs.resume import resume_config
+    from src.runs.summary import one_line, scalar_metrics, write_metrics
+    from src.training.tuner import tune
 
     started = time.perf_counter()
     quiet_library_noise()
@@ -99,7 +99,7 @@ def record_failed_sweep_job(cfg: DictConfig, exc: Exception) -> None:
     """A failing job of a sweep is written down (`failed.json` in its folder) and the sweep goes on."""
     import json
 
-    from src.utils.errors import explain
+    from src.errors import explain
 
     user_error = explain(exc)
     message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
@@ -125,7 +125,7 @@ def quiet_library_noise() -> None:
 
 def hparams_for_logging(cfg: DictConfig) -> dict:
     """The choices worth comparing across runs, flattened by the logger."""
-    from src.utils.instantiate import plain
+    from src.config.build import plain
 
     keys = ("data", "model", "optimizer", "scheduler", "seed")
     hp = {k: plain(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k] for k in keys if k in cfg}

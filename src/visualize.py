@@ -21,8 +21,8 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-import src.utils.resolvers  # noqa: F401
-from src.utils.errors import exits_on_user_error, require
+import src.config.resolvers  # noqa: F401
+from src.errors import exits_on_user_error, require
 from src.visuals import TOPICS
 
 

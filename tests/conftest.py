@@ -57,7 +57,7 @@ def compose(tmp_path):
     """`compose(["data=iris"])` -> the resolved train config, with run folders under tmp_path."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from src.utils.compose import compose_run_config
+    from src.config.compose import compose_run_config
 
     def run(overrides: list[str] = (), config_name: str = "train"):
         return compose_run_config([*overrides, f"paths.root_dir={tmp_path}"], tmp_path / "run", cwd=tmp_path,

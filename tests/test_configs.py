@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from src.utils.instantiate import build_datamodule, build_module, plain, resolve_precision
+from src.config.build import build_datamodule, build_module, plain, resolve_precision
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -70,7 +70,7 @@ def test_precision_auto_is_full_precision_on_cpu():
 @pytest.mark.parametrize("experiment", [None, *choices("experiment")])
 @pytest.mark.parametrize("extra", [[], ["trainer=ddp_sim", "logger=many", "scheduler=onecycle", "augment=flip_crop"]])
 def test_every_shipped_config_passes_the_schema(compose, experiment, extra):
-    from src.utils.config_schema import validate_config
+    from src.config.schema import validate_config
 
     overrides = ([f"experiment={experiment}"] if experiment else []) + extra
     validate_config(plain(compose(overrides)))
@@ -79,6 +79,6 @@ def test_every_shipped_config_passes_the_schema(compose, experiment, extra):
 @pytest.mark.parametrize("group,choice", [(g, c) for g in ("data", "model", "optimizer", "scheduler", "trainer",
                                                           "callbacks", "logger", "augment") for c in choices(g)])
 def test_every_group_choice_passes_the_schema(compose, group, choice):
-    from src.utils.config_schema import validate_config
+    from src.config.schema import validate_config
 
     validate_config(plain(compose([f"{group}={choice}"])))

@@ -133,7 +133,7 @@ def test_eval_without_training_logs_skips_learning_curves(trained, tmp_path, com
 
 def test_eval_refuses_weights_that_do_not_fit_and_data_that_does_not_fit(trained, tmp_path, compose):
     import src.eval
-    from src.utils.errors import UserError
+    from src.errors import UserError
 
     ckpt = torch.load(trained["best"], map_location="cpu", weights_only=True)
     name = next(k for k, v in ckpt["state_dict"].items() if v.ndim == 2)
@@ -153,8 +153,8 @@ def test_predict_on_png_files_matches_the_model_on_the_data_set_tensors(trained,
     from PIL import Image
 
     from src.callbacks.tensorboard_reports import predict_classes
-    from src.utils.checkpoint import load_checkpoint
-    from src.utils.inference import rebuild_module
+    from src.inference.model import rebuild_module
+    from src.runs.checkpoint import load_checkpoint
 
     datamodule = digits_test_split()
     raw, n = datamodule.test_split.inputs, 16
@@ -183,8 +183,8 @@ def test_predict_on_png_files_matches_the_model_on_the_data_set_tensors(trained,
 
 
 def test_predict_preprocessing_comes_from_the_checkpoint(trained):
-    from src.utils.checkpoint import load_checkpoint
-    from src.utils.inference import preprocessing_of
+    from src.data.preprocessing import preprocessing_of
+    from src.runs.checkpoint import load_checkpoint
 
     path, ckpt = load_checkpoint(str(trained["best"]))
     prep = preprocessing_of(ckpt, path)
@@ -198,8 +198,8 @@ def test_predict_preprocessing_comes_from_the_checkpoint(trained):
 def test_predict_bad_inputs_are_one_sentence(trained, tmp_path, compose):
     from PIL import Image
 
+    from src.errors import UserError
     from src.predict import predict
-    from src.utils.errors import UserError
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -226,9 +226,9 @@ def test_predict_bad_inputs_are_one_sentence(trained, tmp_path, compose):
 
 def test_predict_refuses_a_model_of_non_image_data(tmp_path, compose):
     """An iris model (4 features) cannot classify image files; eval on it skips the image grid."""
+    from src.errors import UserError
     from src.predict import predict
     from src.train import train
-    from src.utils.errors import UserError
 
     train(compose(["data=iris", "model=softmax_regression", "trainer.max_epochs=1", "logger=none",
                    "callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer=cpu"]))

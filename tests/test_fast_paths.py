@@ -47,7 +47,7 @@ def run_digits(compose, tmp_path, *overrides):
                    "+trainer.enable_progress_bar=false", *overrides])
     import lightning as L
 
-    from src.utils import instantiate as build
+    from src.config import build
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build.build_datamodule(cfg.data)

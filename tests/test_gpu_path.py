@@ -87,7 +87,7 @@ def test_every_data_config_with_a_device_has_the_policy_key():
     with_device = [c for c in configs if "device" in c]
     assert len(with_device) >= 9
     assert all(c.max_device_fraction == 0.5 for c in with_device)
-    from src.utils.errors import UserError
+    from src.errors import UserError
 
     with pytest.raises(UserError, match="max_device_fraction"):
         tiny_data(max_device_fraction=0)

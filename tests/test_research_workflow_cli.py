@@ -10,7 +10,7 @@ import torch
 
 from src.data.digits import DigitsDataModule
 from src.data.iris import IrisDataModule
-from src.utils.errors import UserError
+from src.errors import UserError
 from tests.conftest import ROOT
 
 FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none"]

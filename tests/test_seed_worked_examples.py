@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from src.models.metrics import metrics_from_confusion
 from src.models.nets.common import conv_output_size
 from src.models.nets.small_cnns import seed000_cnn, seed001_cnn, seed002_simple_cnn, seed004_dropout_cnn
-from src.utils.conv_arithmetic import convolve2d, filter_with_zero_border, pool2d, repeated_convolution
+from src.visuals.conv_arithmetic import convolve2d, filter_with_zero_border, pool2d, repeated_convolution
 from src.visuals.filters import DIAGONAL_KERNEL, SEED004_IMAGE, SEED004_KERNEL
 from src.visuals.losses import SEED001_ROWS, SEED001_TARGET, cross_entropy_and_l1
 from src.visuals.pooling import resize_half

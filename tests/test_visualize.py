@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.utils.errors import UserError
+from src.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def check_png(path: Path, min_width: int = 300, min_height: int = 200) -> None:
 
 def compose_in(folder: Path, config_name: str, overrides: list[str]):
     """The resolved config of `python -m src.<config_name> OVERRIDES` run in `folder` (as conftest's compose)."""
-    from src.utils.compose import compose_run_config
+    from src.config.compose import compose_run_config
 
     return compose_run_config([*overrides, f"paths.root_dir={folder}"], folder / "run", cwd=folder,
                               config_name=config_name)
@@ -225,7 +225,7 @@ def test_deep_sigmoid_mlp_gradients_vanish_relu_ones_much_less():
 
 
 def test_edge_filters_respond_to_edges_in_their_direction():
-    from src.utils.conv_arithmetic import filter_with_zero_border
+    from src.visuals.conv_arithmetic import filter_with_zero_border
     from src.visuals.filters import EDGE_FILTERS, KERNELS, edge_responses
 
     step = torch.zeros(6, 6, dtype=torch.float64)

@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from src.utils.errors import require
+from src.errors import require
 
 
 class EMA(L.Callback):

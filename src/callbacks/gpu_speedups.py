@@ -34,7 +34,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from src.utils.errors import require
+from src.errors import require
 
 log = logging.getLogger(__name__)
 

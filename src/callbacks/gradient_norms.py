@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from src.utils.errors import require
+from src.errors import require
 
 
 def layer_gradient_norms(module: nn.Module, norm_type: float = 2.0) -> dict[str, float]:

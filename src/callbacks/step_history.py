@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from src.utils.errors import require
+from src.errors import require
 
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
 

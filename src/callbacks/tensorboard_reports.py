@@ -68,7 +68,7 @@ class EveryNEpochs:
 
     def __init__(self, every_n_epochs: int | None, auto_logs: int) -> None:
         if every_n_epochs is not None and (not isinstance(every_n_epochs, int) or every_n_epochs < 1):
-            from src.utils.errors import UserError
+            from src.errors import UserError
 
             raise UserError(f"every_n_epochs must be a positive integer or null (automatic), got {every_n_epochs!r}.")
         self.every_n_epochs = every_n_epochs
@@ -112,7 +112,7 @@ class ConfusionMatrixImage(L.Callback):
         writers = image_writers(trainer)
         if matrix is None or not writers:
             return
-        from src.utils.plots import confusion_matrix_figure, to_rgb
+        from src.figures.plots import confusion_matrix_figure, to_rgb
 
         names = class_names(trainer, len(matrix))
         image = to_rgb(confusion_matrix_figure(matrix, names, f"Confusion matrix, {title}"))
@@ -172,7 +172,7 @@ class PredictionGrid(L.Callback):
         grid = prediction_grid(trainer, pl_module, self.num_images, self.ncols)
         if grid is None:
             return
-        from src.utils.plots import to_rgb
+        from src.figures.plots import to_rgb
 
         image = to_rgb(grid)
         for writer in writers:
@@ -185,7 +185,7 @@ def prediction_grid(trainer: L.Trainer, pl_module: L.LightningModule, num_images
     split = getattr(datamodule, "test_split", None)
     if split is None or split.inputs.ndim != 4 or len(split) == 0:
         return None
-    from src.utils.plots import as_display_images, prediction_grid_figure
+    from src.figures.plots import as_display_images, prediction_grid_figure
 
     raw, targets = split.inputs[:num_images], split.targets[:num_images]
     predictions = predict_classes(pl_module, raw, getattr(datamodule, "transform", None), trainer)

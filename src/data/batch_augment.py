@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from src.utils.errors import require
+from src.errors import require
 
 __all__ = ["RandomHorizontalFlip", "RandomCrop", "RandomRotation", "GaussianNoise", "RandomErasing"]
 

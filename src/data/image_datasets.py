@@ -27,7 +27,7 @@ import torch
 
 from src.data.batch_transforms import Normalize
 from src.data.in_memory import InMemoryDataModule, Split
-from src.utils.errors import UserError, require
+from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
 

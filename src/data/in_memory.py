@@ -14,7 +14,7 @@ import torch
 
 from src.data.batch_transforms import Compose
 from src.data.tensor_loader import TensorBatchLoader
-from src.utils.errors import require
+from src.errors import require
 
 log = logging.getLogger(__name__)
 

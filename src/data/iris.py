@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from src.data.in_memory import InMemoryDataModule, Split
-from src.utils.errors import require
+from src.errors import require
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 

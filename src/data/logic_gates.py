@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from src.data.in_memory import InMemoryDataModule, Split
-from src.utils.errors import require
+from src.errors import require
 
 TRUTH_TABLES = {
     "and": [0, 0, 0, 1],

@@ -16,7 +16,7 @@ import torch
 
 from src.data.batch_transforms import Normalize
 from src.data.in_memory import InMemoryDataModule, Split
-from src.utils.errors import require
+from src.errors import require
 
 __all__ = ["RandomImagesDataModule", "UNIFORM_UINT8_MEAN", "UNIFORM_UINT8_STD"]
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from src.errors import UserError, require
 from src.models.losses import MULTICLASS_LOSSES, binary_cross_entropy
 from src.models.metrics import metrics_from_confusion
 from src.models.recipes import (
@@ -25,7 +26,6 @@ from src.models.recipes import (
     optimizer_parameters,
     scheduler_interval,
 )
-from src.utils.errors import UserError, require
 
 RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")
 
@@ -90,7 +90,7 @@ class ClassificationModule(L.LightningModule):
         top5 = lambda: MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)  # noqa: E731
         self.val_top5 = top5() if num_classes > 10 else None
         self.test_top5 = top5() if num_classes > 10 else None
-        self.stop_on_non_finite_loss = True  # the lr finder (src/utils/tuner.py) explores diverging rates
+        self.stop_on_non_finite_loss = True  # the lr finder (src/training/tuner.py) explores diverging rates
         self.val_acc_best = 0.0
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None

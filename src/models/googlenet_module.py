@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
+from src.errors import require
 from src.models.classifier import ClassificationModule
 from src.models.nets.googlenet import GoogLeNetOutputs
-from src.utils.errors import require
 
 
 class GoogLeNetModule(ClassificationModule):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.utils.errors import UserError, require
+from src.errors import UserError, require
 
 # Keys of the scheduler config read here, not passed to the scheduler class.
 SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")

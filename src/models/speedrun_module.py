@@ -43,9 +43,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from src.data.batch_augment import AlternatingFlip, set_augmentation_epoch
+from src.errors import require
 from src.models.classifier import ClassificationModule
 from src.models.nets.speedrun import PatchWhitening
-from src.utils.errors import require
 
 __all__ = ["SpeedrunModule", "decoupled_sgd", "speedrun_lr_factor", "tta_logits"]
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from src.callbacks.gradient_norms import layer_gradient_norms
-from src.utils.plots import new_figure
+from src.figures.plots import new_figure
 
 LEAKY_SLOPE = 0.1  # the seed's `a = 0.1` (PyTorch's default negative_slope is 0.01)
 

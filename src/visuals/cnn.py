@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from src.utils.errors import require
-from src.utils.plots import new_figure
+from src.errors import require
+from src.figures.plots import new_figure
 
 MAX_LAYERS = 6  # convolution layers shown (the first ones; deep nets have dozens)
 MAX_MAPS = 8  # feature maps shown per layer

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from src.utils.errors import require
+from src.errors import require
 
 
 @dataclass
@@ -27,7 +27,7 @@ class SampleImage:
 
 def load_datamodule(data_cfg: Any):
     """The data config's DataModule, set up on the CPU (its splits held as tensors)."""
-    from src.utils.instantiate import build_datamodule
+    from src.config.build import build_datamodule
 
     datamodule = build_datamodule(data_cfg)
     datamodule.device = "cpu"

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from src.utils.conv_arithmetic import as_image, filter_with_zero_border, repeated_convolution
-from src.utils.plots import new_figure
+from src.figures.plots import new_figure
+from src.visuals.conv_arithmetic import as_image, filter_with_zero_border, repeated_convolution
 from src.visuals.draw import image_panel, matrix_panel
 
 # Seed 004's kernels (its slides, "이미지 필터 적용 예").

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from src.utils.errors import require
-from src.utils.plots import new_figure
+from src.errors import require
+from src.figures.plots import new_figure
 
 EXPERIMENT = "seed000_iris_2features"
 FEATURES = ["sepal_length", "petal_length"]

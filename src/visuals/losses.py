@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from src.figures.plots import new_figure
 from src.models.losses import cross_entropy
-from src.utils.plots import new_figure
 
 SEED001_ROWS = (([0.1, 0.9], 0.1053, 0.1), ([0.7, 0.3], 2.3025, 0.7))  # (softmax output, CE, L1) as printed
 SEED001_TARGET = 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from src.utils.errors import require
-from src.utils.plots import save_png, to_rgb
+from src.errors import require
+from src.figures.plots import save_png, to_rgb
 
 
 class Output:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from src.utils.conv_arithmetic import as_image, pool2d
-from src.utils.plots import new_figure
+from src.figures.plots import new_figure
+from src.visuals.conv_arithmetic import as_image, pool2d
 from src.visuals.draw import image_panel, matrix_panel
 
 # (title, kind, kernel, stride): stride < kernel is overlapped pooling.

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from src.utils.errors import UserError
+from src.errors import UserError
 
 
 @dataclass
@@ -38,7 +38,7 @@ def load_trained(ckpt_path: str) -> Trained:
     run configuration the checkpoint holds."""
     from hydra.utils import get_class
 
-    from src.utils.checkpoint import load_checkpoint
+    from src.runs.checkpoint import load_checkpoint
     from src.visuals.data import load_datamodule
 
     path, ckpt = load_checkpoint(ckpt_path)
@@ -60,7 +60,7 @@ def recipe_config(experiment: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import src.utils.resolvers  # noqa: F401
+    import src.config.resolvers  # noqa: F401
 
     overrides = [f"experiment={experiment}"]
     if GlobalHydra.instance().is_initialized():
@@ -76,7 +76,7 @@ def train_in_process(experiment: str, steps: int | None = None) -> Trained:
     (iris, the gates) take a second or two this way. Only recipes whose data fit in one batch."""
     import lightning as L
 
-    from src.utils.instantiate import build_module, plain
+    from src.config.build import build_module, plain
     from src.visuals.data import load_datamodule
 
     cfg = recipe_config(experiment)

@@ -13,8 +13,8 @@ import textwrap
 import numpy as np
 import torch
 
-from src.utils.errors import require
-from src.utils.plots import new_figure
+from src.errors import require
+from src.figures.plots import new_figure
 
 PERCEPTRON = "seed003_perceptron_xor"
 MLP = "seed003_xor_mlp"

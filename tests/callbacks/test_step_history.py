@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from src.callbacks.step_history import CURVES, StepHistory
+from src.config.build import build_datamodule
+from src.errors import UserError
 from src.models.nets.linear import softmax_regression
+from src.runs.history import read_history
 from src.train import train
-from src.utils.errors import UserError
-from src.utils.history import read_history
-from src.utils.instantiate import build_datamodule
 
 IRIS = ["experiment=seed000_iris_4features", "trainer.max_epochs=1", "callbacks.progress_bar=null",
         "callbacks.model_summary=null", "test=false"]

@@ -61,7 +61,7 @@ def test_class_names_become_tag_components():
 
 
 def test_figures_render_with_class_names_many_classes_and_rgb_images():
-    from src.utils.plots import (
+    from src.figures.plots import (
         as_display_images,
         confusion_matrix_figure,
         learning_curves_figure,
@@ -84,8 +84,8 @@ def test_figures_render_with_class_names_many_classes_and_rgb_images():
 
 
 def test_csv_logger_gets_per_class_scores_and_no_image_views_crash(compose, tmp_path):
+    from src.runs.history import read_history
     from src.train import train
-    from src.utils.history import read_history
 
     metrics = train(compose(["logger=csv", "trainer.max_epochs=2", *QUIET]))
     run = tmp_path / "run"

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from src.data.batch_augment import GaussianNoise, RandomCrop, RandomErasing, RandomHorizontalFlip, RandomRotation
 from src.data.digits import DigitsDataModule
-from src.utils.errors import UserError
+from src.errors import UserError
 
 ALL = [
     RandomHorizontalFlip(), RandomCrop(padding=4), RandomCrop(padding=2, padding_mode="reflect"),

@@ -26,7 +26,7 @@ from src.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from src.data.mnist import IDX_FILES, FashionMNISTDataModule, MNISTDataModule
 from src.data.stl10 import STL10DataModule
 from src.data.svhn import SVHNDataModule
-from src.utils.errors import UserError
+from src.errors import UserError
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = [0, 3, 7, 9]  # four of the classes present: 2 training images each, one per class held out

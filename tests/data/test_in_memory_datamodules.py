@@ -4,7 +4,7 @@ import torch
 from src.data.digits import DigitsDataModule
 from src.data.iris import IrisDataModule
 from src.data.logic_gates import LogicGatesDataModule
-from src.utils.errors import UserError
+from src.errors import UserError
 
 DIGITS = dict(name="digits", num_classes=10, input_shape=[1, 8, 8], batch_size=64)
 

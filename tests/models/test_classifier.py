@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from src.errors import UserError
 from src.models.classifier import BinaryClassificationModule, ClassificationModule
 from src.models.nets.linear import perceptron, softmax_regression
 from src.models.nets.mlp import MLP
-from src.utils.errors import UserError
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 MLP_NET = {"_target_": "src.models.nets.mlp.MLP", "input_shape": [1, 8, 8], "num_outputs": 10,

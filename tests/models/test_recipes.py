@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from src.callbacks.ema import EMA
+from src.errors import UserError
 from src.models.classifier import ClassificationModule
 from src.models.losses import MULTICLASS_LOSSES
 from src.models.recipes import BatchMixer, build_scheduler, optimizer_parameters, scheduler_interval
-from src.utils.errors import UserError
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.config.build import build_module, plain
+from src.errors import UserError
 from src.models.googlenet_module import GoogLeNetModule
 from src.models.nets.googlenet import GoogLeNetOutputs
-from src.utils.errors import UserError
-from src.utils.instantiate import build_module, plain
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 ZOO = [

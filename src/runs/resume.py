@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.errors import UserError, require
+from src.errors import UserError, require
 
 # A resumed run keeps its data, model and the rest of its composition; only values may change.
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment", "paths",
@@ -28,7 +28,7 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Pa
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:
         return cfg, None
-    from src.utils.checkpoint import load_checkpoint
+    from src.runs.checkpoint import load_checkpoint
 
     path = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name) if str(ckpt_path) == "last" else Path(ckpt_path)
     path, ckpt = load_checkpoint(str(path))

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from src.utils.errors import UserError
-from src.utils.inference import find_images, load_image, run_dir_of
+from src.errors import UserError
+from src.inference.images import find_images, load_image
+from src.runs.checkpoint import run_dir_of
 
 
 def test_inputs_name_one_image_a_folder_of_images_or_a_glob(tmp_path):

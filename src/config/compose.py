@@ -24,7 +24,7 @@ def compose_run_config(overrides: Sequence[str], output_dir: str | Path, cwd: st
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import src.utils.resolvers  # noqa: F401  (registers ${len:...})
+    import src.config.resolvers  # noqa: F401  (registers ${len:...})
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from src.utils.errors import UserError
+from src.errors import UserError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Keys read by the project's own code rather than passed to the target (see ClassificationModule).
@@ -32,7 +32,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     """Check every `_target_` node of the run's groups (a plain, resolved config), as it will be built."""
     trainer = cfg.get("trainer")
     if isinstance(trainer, Mapping) and trainer.get("precision") == "auto":  # the template's own value
-        from src.utils.instantiate import resolve_precision
+        from src.config.build import resolve_precision
 
         precision = resolve_precision(trainer.get("accelerator", "auto"), "auto")
         cfg = {**cfg, "trainer": {**trainer, "precision": precision}}

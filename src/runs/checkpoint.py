@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from src.utils.errors import UserError, require
+from src.errors import UserError, require
+
+
+def run_dir_of(ckpt_path: str | Path) -> Path | None:
+    """The run folder of a checkpoint that `src.train` wrote into `<run_dir>/checkpoints/`."""
+    path = Path(ckpt_path)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
 def resolve_ckpt_path(ckpt_path: str | None) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.errors import require
+from src.errors import require
 
 
 def tune(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def tune(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
 
 def _tuning_run(cfg: DictConfig):
     """(a fresh module, a bare Trainer) for one finder."""
-    from src.utils import instantiate as build
+    from src.config import build
 
     module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     module.stop_on_non_finite_loss = False  # the lr finder drives the loss to diverge on purpose

@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.errors import require
+from src.errors import require
 
 
 def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""Image files for prediction: find them, and read one as the model's input tensor."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from src.errors import UserError, require
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def find_images(spec: str) -> list[Path]:
+    """The files that `inputs=` names: one image, every image in a folder, or a glob's matches."""
+    require(bool(str(spec or "").strip()), "inputs is required: pass inputs=PATH (an image, a folder or a glob).")
+    path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        require(
+            bool(files),
+            f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images, "
+            "one image, or a glob such as 'photos/*.png'.",
+        )
+        return files
+    if path.is_file():
+        return [path]
+    if glob.has_magic(str(spec)):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        require(bool(files), f"no file matches {spec}; check the pattern (quote it so the shell does not expand it).")
+        return files
+    raise UserError(f"there is no image or folder at {spec}; pass inputs=PATH (an image, a folder or a glob).")
+
+
+def load_image(path: Path, input_shape: Sequence[int], max_value: float = 255.0, invert: bool = False) -> torch.Tensor:
+    """One image file as a (C, H, W) float tensor in the training data's pixel range [0, max_value]:
+    converted to grey or RGB as C says, resized to H x W (area averaging when shrinking, bilinear
+    when enlarging), optionally inverted (dark ink on white paper -> the digits' white on black)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    channels, height, width = (int(d) for d in input_shape)
+    require(channels in (1, 3), f"the model takes images with {channels} channels; predict reads 1 (grey) or 3 (RGB).")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"{path} is not a readable image ({type(exc).__name__}); pass PNG, JPEG or other image files.")\
+            from None
+    if image.size != (width, height):
+        shrink = image.width >= width and image.height >= height
+        image = image.resize((width, height), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32)
+    if invert:
+        pixels = 255.0 - pixels
+    x = torch.from_numpy(pixels / 255.0 * float(max_value))
+    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()

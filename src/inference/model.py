@@ -1,0 +1,51 @@
+"""The LightningModule of a checkpoint that `src.train` wrote, rebuilt without its training run.
+
+A checkpoint holds the resolved run configuration (`run_config`: data and model configs), the
+LightningModule's hyper-parameters and weights; this rebuilds the module from those alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from src.errors import UserError, require
+
+
+def rebuild_module(path: Path, ckpt: dict[str, Any]):
+    """The LightningModule of a checkpoint, weights loaded, in eval mode, on the CPU."""
+    from hydra.utils import get_class
+
+    target = ckpt["run_config"].get("model", {}).get("_target_")
+    try:
+        module_cls = get_class(target)
+    except Exception:
+        raise UserError(
+            f"{path} names the model class {target!r}, which this code does not have; "
+            "evaluate it with the code version that trained it."
+        ) from None
+    module = module_cls(**(ckpt.get("hyper_parameters") or {}))
+    try:
+        module.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        detail = details[0].rstrip(".") if details else type(exc).__name__
+        raise UserError(
+            f"the weights in {path} do not fit the {type(module.net).__name__} rebuilt from its stored "
+            f"configuration ({detail}); the file was changed or comes from other model code: pass a "
+            "checkpoint that src.train wrote with this code."
+        ) from None
+    module.on_load_checkpoint(ckpt)
+    return module.eval()
+
+
+def check_data_fits(module, datamodule, path: Path) -> None:
+    """The data (with the user's overrides) must give the inputs and classes the model was built for."""
+    model_shape = list((module.hparams.get("net") or {}).get("input_shape") or [])
+    data_shape, data_classes = list(datamodule.input_shape), int(datamodule.num_classes)
+    require(
+        (not model_shape or model_shape == data_shape) and data_classes == int(module.num_classes),
+        f"the model in {path} takes inputs of shape {model_shape} in {module.num_classes} classes, but the data "
+        f"({getattr(datamodule, 'name', 'data')}) gives {data_shape} in {data_classes} classes; evaluate a "
+        "checkpoint on the data set it was trained on (drop the data overrides).",
+    )
