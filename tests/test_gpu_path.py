@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from src.callbacks.gpu_speedups import GPUSpeedups, strip_compile_prefix, to_channels_last_images
 from src.data.in_memory import Split, fits_on_device
@@ -82,8 +81,8 @@ def test_target_device_uses_free_gpu_memory_only_on_cuda(monkeypatch):
     assert cpu._target_device(split) == torch.device("cpu") and len(asked) == 3  # never asked on the CPU
 
 
-def test_every_data_config_with_a_device_has_the_policy_key():
-    configs = [OmegaConf.load(p) for p in sorted((CONF / "data").glob("*.yaml"))]
+def test_every_data_config_with_a_device_has_the_policy_key(compose):
+    configs = [compose([f"data={p.stem}"]).data for p in sorted((CONF / "data").glob("*.yaml"))]
     with_device = [c for c in configs if "device" in c]
     assert len(with_device) >= 9
     assert all(c.max_device_fraction == 0.5 for c in with_device)

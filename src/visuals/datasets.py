@@ -1,7 +1,8 @@
 """Seed 003's data-set table (resolution, classes, train / test sizes), generated from the data
 configs: resolution and class count from each `conf/data/<name>.yaml` (`input_shape`,
 `num_classes`), the official split sizes from `OFFICIAL_SIZES`, and the validation part each
-config carves out of the training split (`val_fraction`, or digits' `test_fraction`).
+config carves out of the training split (`val_fraction`, or digits' `test_fraction`). Each config is
+composed through its defaults list, so the keys it shares with `conf/data/base/` count too.
 
     python -m src.visualize datasets          # prints the Markdown table and writes datasets.md
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "conf" / "data"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+DATA_DIR = CONF_DIR / "data"
 
 # name: (data set, train, test, per class in train / test or None when the classes are not balanced)
 OFFICIAL_SIZES: dict[str, tuple[str, int, int, tuple[int, int] | None]] = {
@@ -28,21 +30,34 @@ OFFICIAL_SIZES: dict[str, tuple[str, int, int, tuple[int, int] | None]] = {
 ORDER = ("cifar10", "cifar100", "stl10", "mnist", "fashion_mnist", "svhn", "digits")  # the seed's order first
 
 
-def data_configs(folder: Path = DATA_DIR) -> dict[str, dict]:
-    """{config name: its YAML as a dict} for the image data sets (3-D `input_shape`)."""
+def _composed_data_configs(names: list[str]) -> dict[str, dict]:
+    """{name: the composed `data` node of `data=<name>`, unresolved}, inside a running Hydra app or not."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    def each() -> dict[str, dict]:
+        return {n: OmegaConf.to_container(compose(overrides=[f"+data={n}"]).data, resolve=False) for n in names}
+
+    if GlobalHydra.instance().is_initialized():  # `python -m src.visualize`: its search path is conf/
+        return each()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return each()
+
+
+def data_configs() -> dict[str, dict]:
+    """{config name: its composed config as a dict} for the image data sets (3-D `input_shape`)."""
     configs = {}
-    for path in sorted(folder.glob("*.yaml")):
-        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    for name, cfg in _composed_data_configs(sorted(p.stem for p in DATA_DIR.glob("*.yaml"))).items():
         shape = cfg.get("input_shape") or []
         if len(shape) == 3 and all(isinstance(d, int) for d in shape):
-            configs[path.stem] = cfg
+            configs[name] = cfg
     return configs
 
 
-def dataset_rows(folder: Path = DATA_DIR) -> list[dict[str, str]]:
+def dataset_rows() -> list[dict[str, str]]:
     """One row per real image data set (those with official sizes: not `random_images`), in the
     seed's order, then any other."""
-    configs = {n: c for n, c in data_configs(folder).items() if n in OFFICIAL_SIZES}
+    configs = {n: c for n, c in data_configs().items() if n in OFFICIAL_SIZES}
     names = [n for n in ORDER if n in configs] + sorted(n for n in configs if n not in ORDER)
     rows = []
     for name in names:
