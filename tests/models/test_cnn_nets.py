@@ -168,3 +168,64 @@ def test_conv_output_size() -> None:
     assert conv_output_size(4, 2, stride=2) == 2
     assert conv_output_size(4, 3, padding=1) == 4
     assert conv_output_size(32, 5, stride=2, padding=2) == 16
+
+
+# --- VGG and AlexNet at ImageNet size: the original heads, torchvision's parameter counts ----------------
+# Built on the meta device: shapes and parameter counts without allocating or initialising 140 M weights.
+def conv_channels(model: nn.Module) -> int:
+    return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.parametrize("depth", [11, 13, 16, 19])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_vgg_at_224px_has_torchvisions_parameter_count(depth: int, batch_norm: bool) -> None:
+    import torchvision
+
+    builder = {11: vgg11, 13: vgg13, 16: vgg16, 19: vgg19}[depth]
+    with torch.device("meta"):
+        ours = builder(input_shape=(3, 224, 224), num_classes=1000, batch_norm=batch_norm)
+        theirs = getattr(torchvision.models, f"vgg{depth}_bn" if batch_norm else f"vgg{depth}")()
+        assert ours(torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
+    # torchvision's batch-norm variants keep a (redundant) bias in each conv; ours leave it to batch norm
+    bias = conv_channels(theirs) if batch_norm else 0
+    assert n_params(ours) == n_params(theirs) - bias
+    assert ours.classifier_kind == "imagenet" and ours.classifier[1].in_features == 512 * 7 * 7
+    if (depth, batch_norm) == (16, False):
+        assert n_params(ours) == 138_357_544  # the paper's 138 M
+
+
+def test_alexnet_at_224px_is_torchvisions() -> None:
+    import torchvision
+
+    with torch.device("meta"):
+        ours = alexnet(input_shape=(3, 224, 224), num_classes=1000)
+        theirs = torchvision.models.alexnet()
+        assert ours(torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
+    assert n_params(ours) == n_params(theirs) == 61_100_840
+    assert ours.stem_kind == ours.classifier_kind == "imagenet"
+    assert [tuple(m.weight.shape) for m in ours.modules() if isinstance(m, (nn.Conv2d, nn.Linear))] == [
+        tuple(m.weight.shape) for m in theirs.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@pytest.mark.parametrize(("side", "kind"), [(28, "small"), (96, "small"), (127, "small"), (128, "imagenet")])
+def test_vgg_and_alexnet_choose_their_head_by_image_size(side: int, kind: str) -> None:
+    with torch.device("meta"):
+        nets = [builder(input_shape=(3, side, side), num_classes=10) for builder in (vgg11, alexnet)]
+    assert [net.classifier_kind for net in nets] == [kind, kind] and nets[1].stem_kind == kind
+    widths = {"small": (512, 1024), "imagenet": (4096, 4096)}[kind]
+    assert tuple(net.classifier[-1].in_features for net in nets) == widths
+
+
+def test_small_image_heads_are_narrow_and_explicit_choices_win() -> None:
+    assert n_params(alexnet(input_shape=(3, 32, 32), num_classes=10)) == 4_361_034
+    assert n_params(vgg16(input_shape=(3, 32, 32), num_classes=10)) == 15_245_130
+    assert vgg11(input_shape=(3, 32, 32), num_classes=10, classifier_width=64).classifier[-1].in_features == 64
+    with torch.device("meta"):
+        forced = vgg11(input_shape=(3, 32, 32), num_classes=10, classifier="imagenet")
+        small = vgg11(input_shape=(3, 224, 224), num_classes=10, classifier="small")
+        assert forced(torch.zeros(1, 3, 32, 32)).shape == (1, 10)  # the 1x1 map is pooled up to 7x7
+    assert forced.classifier[1].in_features == 25_088 and small.classifier[1].in_features == 512
+    with pytest.raises(InputShapeError, match="at least 63x63"):
+        alexnet(input_shape=(3, 32, 32), num_classes=10, stem="imagenet")
+    with pytest.raises(ValueError, match="classifier must be 'auto', 'small' or 'imagenet'"):
+        vgg11(input_shape=(3, 32, 32), num_classes=10, classifier="wide")

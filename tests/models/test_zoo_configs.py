@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hydra.utils
 import pytest
 import torch
 
@@ -51,6 +52,25 @@ def test_zoo_model_builds_forwards_and_trains_one_step(compose, model, data):
 def test_vgg_batch_norm_option(compose):
     _, module = build(compose, "vgg11", "cifar10", "model.net.batch_norm=true")
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in module.net.modules())
+
+
+def test_vgg_and_alexnet_configs_choose_the_head_by_image_size(compose):
+    """On the zoo's small images the configs keep the narrow heads; the original heads are one choice away."""
+    for model in ("vgg16", "alexnet"):
+        cfg = compose([f"model={model}", "data=random_images", "data.input_shape=[3,224,224]", "data.num_classes=1000"])
+        with torch.device("meta"):  # 138 M / 61 M parameters: count them without allocating them
+            net = hydra.utils.instantiate(cfg.model.net)
+        assert net.classifier_kind == "imagenet"
+        assert sum(p.numel() for p in net.parameters()) == {"vgg16": 138_357_544, "alexnet": 61_100_840}[model]
+        _, small = build(compose, model, "cifar10")
+        assert small.net.classifier_kind == "small"
+
+
+def test_an_unknown_head_is_one_sentence_before_training(cli):
+    result = cli("src.train", "model=vgg11", "data=cifar10", "model.net.classifier=wide")
+    assert result.returncode == 2, result.output
+    assert "model.net.classifier='wide'" in result.stderr and "'auto', 'small', 'imagenet'" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_deep_mlp_is_seed_003s_net_with_the_softmax_knob(compose):
