@@ -15,7 +15,7 @@ Columns, for each workload:
 The tiny recipes run (a) and (b) alternately five times and report the medians (this machine's speed
 drifts), and check that (b) reproduces (a): the same history rows and final loss. The image sets
 alternate (b) and (a) twice, three epochs each, and report the median epoch.
-Prints a table with b/a and c/a and the issue's targets, and writes benchmarks/results/cpu-<date>.json
+Prints a table with b/a and c/a and the speed targets, and writes benchmarks/results/cpu-<date>.json
 with the machine, the versions and the command.
 """
 

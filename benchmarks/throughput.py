@@ -1,5 +1,5 @@
 """GPU benchmark: training throughput of the template's data paths against a plain PyTorch loop, and
-the speed-run recipe's time, in ONE process on one GPU (docs/gpu.md).
+the speed-run recipe's time, in ONE process on one GPU (docs/speed.md).
 
     python -m benchmarks.throughput                   # throughput: ResNet-18 and LeNet-5 (a, b, c)
     python -m benchmarks.throughput --compile         # + (d): the GPU path with torch.compile
@@ -56,7 +56,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 FMNIST_DIRS = ("/usr/share/datasets/fashion-mnist", str(ROOT / ".gpudata" / "fashion-mnist"))
 RANDOM_NOTE = "random uint8 CIFAR-shaped data (pixel values do not change the speed of a conv net)"
 NO_CUDA = ("benchmarks.throughput measures GPU throughput and needs CUDA, which this machine does not have; "
-           "run it on the GPU machine (docs/gpu.md) or pass --cpu-smoke to check that the script runs.")
+           "run it on a machine with a CUDA GPU (docs/speed.md) or pass --cpu-smoke to check that the script runs.")
 
 
 # --- timing ---------------------------------------------------------------------------------------------------
