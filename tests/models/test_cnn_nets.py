@@ -170,7 +170,7 @@ def test_conv_output_size() -> None:
     assert conv_output_size(32, 5, stride=2, padding=2) == 16
 
 
-# --- VGG and AlexNet at ImageNet size: the original heads, torchvision's parameter counts ----------------
+# --- ImageNet sizes: the original stems and heads, torchvision's parameter counts -----------------------
 # Built on the meta device: shapes and parameter counts without allocating or initialising 140 M weights.
 def conv_channels(model: nn.Module) -> int:
     return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
@@ -205,6 +205,17 @@ def test_alexnet_at_224px_is_torchvisions() -> None:
     assert ours.stem_kind == ours.classifier_kind == "imagenet"
     assert [tuple(m.weight.shape) for m in ours.modules() if isinstance(m, (nn.Conv2d, nn.Linear))] == [
         tuple(m.weight.shape) for m in theirs.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101])
+def test_resnet_at_224px_has_torchvisions_parameter_count(depth: int) -> None:
+    import torchvision
+
+    builder = {18: resnet18, 34: resnet34, 50: resnet50, 101: resnet101}[depth]
+    with torch.device("meta"):
+        ours = builder(input_shape=(3, 224, 224), num_classes=1000)
+        theirs = getattr(torchvision.models, f"resnet{depth}")()
+    assert ours.stem_kind == "imagenet" and n_params(ours) == n_params(theirs)
 
 
 @pytest.mark.parametrize(("side", "kind"), [(28, "small"), (96, "small"), (127, "small"), (128, "imagenet")])
