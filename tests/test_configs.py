@@ -82,3 +82,21 @@ def test_every_group_choice_passes_the_schema(compose, group, choice):
     from src.config.schema import validate_config
 
     validate_config(plain(compose([f"{group}={choice}"])))
+
+
+def test_shared_keys_come_from_the_base_configs(compose):
+    """A data set's or model's file keeps its own keys; the shared ones still compose and override without `+`."""
+    cfg = compose(["data=svhn", "data.val_fraction=0.2", "data.loader=dataloader", "model=lenet",
+                   "model.label_smoothing=0.1"])
+    assert (cfg.data.name, cfg.data.val_fraction, cfg.data.loader, cfg.data.steps_per_call) == ("svhn", 0.2,
+                                                                                               "dataloader", 1)
+    assert cfg.model.label_smoothing == 0.1 and cfg.model.loss == "cross_entropy"
+    assert cfg.model._target_ == "src.models.classifier.ClassificationModule"
+
+
+def test_base_configs_are_not_offered_as_choices(cli):
+    result = cli("src.train", "--help")
+    assert result.returncode == 0, result.output
+    lines = {line.split(":", 1)[0]: line for line in result.stdout.splitlines() if ": " in line}
+    assert "base" not in lines["data"] and "base" not in lines["model"]
+    assert "cifar10" in lines["data"] and "vgg16" in lines["model"]

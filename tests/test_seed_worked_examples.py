@@ -1,4 +1,4 @@
-"""The seeds' remaining worked numbers (see ../shared/SEEDS.md), asserted against the project's own
+"""The seeds' remaining worked numbers (see docs/seeds.md), asserted against the project's own
 functions: convolution, stride and padding by hand (seed 000), the 5x5 filtering example (seed 004),
 cross-entropy vs L1 (seed 001), output sizes of the seed nets, the diagonal kernel, the confusion
 matrix and accuracy examples. (`test_worked_examples.py` holds the softmax, NLL and backprop ones.)"""
