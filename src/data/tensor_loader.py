@@ -21,9 +21,9 @@ class TensorBatchLoader:
     - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass over
       the data whenever one ends: tiny data sets then train for many steps per epoch, so the
       per-epoch work (validation, logging) happens every N steps instead of every step.
-    - `steps_per_call=K` hands out lists of K consecutive batches: a LightningModule can then take
-      K optimisation steps per call of its `training_step`, which removes the framework's
-      per-step overhead from tiny many-step recipes (the batches and their order are unchanged).
+    - `steps_per_call=K > 1` hands out lists of K consecutive batches, for a module that takes K
+      optimizer steps per call of its `training_step` (src/models/steps_per_call.py; the batches and
+      their order are unchanged). The default 1 hands out one `(x, y)` batch at a time.
     - `limit_steps=N` cuts every epoch to at most N batches (steps), whatever `steps_per_call`.
     - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
       resumed run continues the same sequence: Lightning calls `set_epoch` through `sampler`,
