@@ -115,8 +115,17 @@ class TensorBatchLoader:
         steps = 0
         while steps < self.steps_per_epoch:
             for idx in self._pass_indices(generator):
-                x, y = self.inputs[idx], self.targets[idx]
+                x, y = _take(self.inputs, idx), _take(self.targets, idx)
                 yield (self.transform(x) if self.transform else x), y
                 steps += 1
                 if steps == self.steps_per_epoch:
                     return
+
+
+def _take(tensor: torch.Tensor, idx: torch.Tensor | slice) -> torch.Tensor:
+    """`tensor[idx]` along the first dimension. A slice is a view; a shuffled index is gathered with
+    `index_select`, many times faster on the CPU than advanced indexing for image tensors (which is
+    kept for channels-last tensors: it returns channels-last batches, index_select does not)."""
+    if isinstance(idx, slice) or not tensor.is_contiguous():
+        return tensor[idx]
+    return torch.index_select(tensor, 0, idx)

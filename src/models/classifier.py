@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -47,8 +46,7 @@ def build_net(net: dict[str, Any]) -> nn.Module:
         raise
 
 
-@dataclass(frozen=True)
-class TrainingBatch:
+class TrainingBatch(NamedTuple):
     """The training batch of the last optimizer step, as the module scored it: its mean loss (without
     the L1 penalty) and its number of correct predictions, both 0-dim tensors on the device (reading
     them needs no host sync until a value is wanted), and its size."""
@@ -56,6 +54,26 @@ class TrainingBatch:
     loss: torch.Tensor
     correct: torch.Tensor
     size: int
+
+
+class EpochSums:
+    """The training epoch so far, kept on the device (no torchmetrics update and no host sync per step):
+    the sum of the batches' losses weighted by their sizes, the correct predictions, the sample count,
+    and the last batch. A plain object, so that a step's updates skip `nn.Module.__setattr__`."""
+
+    __slots__ = ("loss_sum", "correct", "count", "last")
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.count = 0
+        self.last: TrainingBatch | None = None
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, size: int) -> None:
+        self.loss_sum.add_(loss, alpha=size)
+        self.correct.add_(correct)
+        self.count += size
+        self.last = TrainingBatch(loss, correct, size)
 
 
 class ClassificationModule(L.LightningModule):
@@ -130,12 +148,11 @@ class ClassificationModule(L.LightningModule):
         # Decided here, before Lightning checks the run's configuration against it.
         self.automatic_optimization = self.steps_per_call == 1
         self.epoch_curves_to_loggers = True
-        self.last_training_batch: TrainingBatch | None = None
         # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
         input_shape = net.get("input_shape")
         if input_shape:
             self.example_input_array = torch.zeros(1, *(int(d) for d in input_shape))
-        self._reset_train_sums()
+        self._train = EpochSums(self.device)
         self._reset_eval_sums()
 
     # --- what differs between families ---------------------------------------------------------
@@ -232,14 +249,12 @@ class ClassificationModule(L.LightningModule):
             )
 
     def on_train_epoch_start(self) -> None:
-        self._reset_train_sums()
+        self._train = EpochSums(self.device)
 
-    def _reset_train_sums(self) -> None:
-        """Running sums of the epoch's train loss and correct predictions, kept on the device:
-        no torchmetrics update and no host sync per step."""
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self._train_count = 0
+    @property
+    def last_training_batch(self) -> TrainingBatch | None:
+        """The batch of the last optimizer step (None before the epoch's first step); see the class docstring."""
+        return self._train.last
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy.
@@ -248,14 +263,9 @@ class ClassificationModule(L.LightningModule):
         if self.mixer is not None:
             x, y = self.mixer(x, y)  # soft targets (N, num_classes)
         logits, loss = self.training_loss(self.net(x), y)
-        with torch.no_grad():
-            labels = y.argmax(1) if y.ndim > 1 else y
-            correct = (self.predicted_classes(logits.detach()) == labels).sum()
-            detached = loss.detach()
-            self._train_loss_sum.add_(detached, alpha=len(y))
-            self._train_correct.add_(correct)
-        self._train_count += len(y)
-        self.last_training_batch = TrainingBatch(detached, correct, len(y))
+        labels = y.argmax(1) if y.ndim > 1 else y
+        # Detached values: these few ops record no graph (and need no `torch.no_grad()` block).
+        self._train.add(loss.detach(), (self.predicted_classes(logits.detach()) == labels).sum(), len(y))
         return loss + self.l1_penalty() if self.hparams.l1 else loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
@@ -267,8 +277,9 @@ class ClassificationModule(L.LightningModule):
     def _stop_if_loss_is_not_finite(self) -> None:
         """One host sync per epoch: a NaN/inf training loss ends the run before validation, so no
         checkpoint of the broken model is written."""
-        if self.stop_on_non_finite_loss and self._train_count and not torch.isfinite(self._train_loss_sum):
-            value = float(self._train_loss_sum / self._train_count)
+        sums = self._train
+        if self.stop_on_non_finite_loss and sums.count and not torch.isfinite(sums.loss_sum):
+            value = float(sums.loss_sum / sums.count)
             lr = self.hparams.optimizer.get("lr")
             raise UserError(
                 f"the training loss became {value} in epoch {self.current_epoch} (step {self.trainer.global_step}); "
@@ -277,10 +288,11 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_loss_is_not_finite()
-        if self._train_count:
+        sums = self._train
+        if sums.count:
             logger = None if self.epoch_curves_to_loggers else False
-            for key, value in (("train/loss", self._train_loss_sum / self._train_count),
-                               ("train/acc", self._train_correct.float() / self._train_count)):
+            for key, value in (("train/loss", sums.loss_sum / sums.count),
+                               ("train/acc", sums.correct.float() / sums.count)):
                 self.log(key, value, prog_bar=True, sync_dist=True, logger=logger)
         if not self.automatic_optimization and self._scheduler_interval() == "epoch":
             multi_step.step_epoch_scheduler(self, (self.hparams.scheduler or {}).get("monitor", "val/loss"))

@@ -75,9 +75,9 @@ def take_steps(module: L.LightningModule, batches: Sequence[Batch],
     optimizer = module.optimizers()
     scheduler = module.lr_schedulers() if step_scheduler else None
     trainer = module.trainer
+    if trainer.max_steps > 0:  # the run's last call may hold more batches than steps are left
+        batches = batches[: max(trainer.max_steps - trainer.global_step, 0)]
     for x, y in batches:
-        if 0 < trainer.max_steps <= trainer.global_step:
-            break
         loss = loss_of(x, y)
         optimizer.zero_grad(set_to_none=True)
         module.manual_backward(loss)
