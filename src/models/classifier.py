@@ -42,7 +42,7 @@ def build_net(net: dict[str, Any]) -> nn.Module:
     except Exception as exc:  # Hydra wraps the net's own exception
         cause = exc.__cause__ or exc
         if isinstance(cause, ValueError):
-            raise UserError(str(cause).rstrip(".") + ".") from None
+            raise UserError(str(cause).rstrip(".") + ".") from cause
         raise
 
 
@@ -93,7 +93,7 @@ class ClassificationModule(L.LightningModule):
     list of K batches (src/models/steps_per_call.py says which hooks then fire per call).
 
     For callbacks that record values per optimizer step (`StepHistory`):
-    - `last_training_batch` (a `TrainingBatch`, or None before the first step) is the batch of the
+    - `last_training_batch` (a `TrainingBatch`, or None before an epoch's first step) is the batch of the
       last optimizer step, set before its backward pass, in both optimisation modes;
     - `epoch_curves_to_loggers` (default True): whether the epoch values of `train/loss`,
       `train/acc`, `val/loss` and `val/acc` go to the loggers. A callback that logs these four curves
