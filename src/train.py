@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; return its final metrics (validation and test)."""
     import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities import rank_zero_only
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -48,7 +49,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
     tune(cfg, datamodule)  # tuner=...: Lightning's batch-size / lr finders set cfg's values before the model is built
-    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.get("steps_per_call", 1))
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]
     loggers = build.build_all(cfg.get("logger"))
@@ -77,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {out_dir})", flush=True)
 
     for logger in trainer.loggers:  # TensorBoard's HPARAMS tab: the config beside its final metrics
-        if type(logger).__name__ == "TensorBoardLogger":
+        if isinstance(logger, TensorBoardLogger):
             # Under their own names: logged as scalars at step 0, they must not join the training curves.
             logger.log_hyperparams(hparams_for_logging(cfg), metrics={f"hp/{k}": v for k, v in metrics.items()})
     if main_process:  # the run record: metrics beside everything needed to understand and repeat them

@@ -14,7 +14,7 @@ import lightning as L
 import pytest
 import torch
 
-from src.callbacks.gpu_speedups import GPUSpeedups, strip_compile_prefix, to_channels_last_images
+from src.callbacks.gpu_speedups import GPUSpeedups, is_compiled, strip_compile_prefix, to_channels_last_images
 from src.data.in_memory import Split, fits_on_device
 from src.data.random_images import UNIFORM_UINT8_STD, RandomImagesDataModule
 from src.models.classifier import ClassificationModule
@@ -114,7 +114,7 @@ def test_speedups_do_nothing_on_the_cpu_by_default(tmp_path):
     conv = module.net.features[3].weight
     assert conv.is_contiguous() and not conv.is_contiguous(memory_format=CL)
     assert dm.train_split.inputs.is_contiguous() and not dm.train_split.inputs.is_contiguous(memory_format=CL)
-    assert getattr(module.net, "_compiled_call_impl", None) is None
+    assert not is_compiled(module.net)
 
 
 def test_on_cuda_the_defaults_switch_on_and_teardown_restores_the_flags():
@@ -157,21 +157,70 @@ def test_channels_last_converts_the_net_and_the_resident_images_once(tmp_path):
 BACKEND = "inductor" if shutil.which("g++") or shutil.which("c++") else "aot_eager"
 
 
-def test_compiled_run_checkpoint_loads_into_an_uncompiled_module(tmp_path):
-    torch.manual_seed(0)
-    module, dm = tiny_module(), tiny_data(num_train=64)  # 48 / 16 train and 16 / 16 val: no odd-sized batch
-    speedups = GPUSpeedups(compile=True, compile_backend=BACKEND, compile_dynamic=False)
-    trainer = fit(module, dm, [speedups], tmp_path)
-    assert speedups.applied["compile"] and module.net._compiled_call_impl is not None
-    ckpt = torch.load(trainer.checkpoint_callback.last_model_path, map_location="cpu", weights_only=True)
+class CompiledWhen(L.Callback):
+    """Records whether the net runs compiled in each stage's batches."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[bool]] = {}
+
+    def _record(self, stage: str, pl_module) -> None:
+        self.seen.setdefault(stage, set()).add(is_compiled(pl_module.net))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._record("train", pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._record("validate", pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._record("test", pl_module)
+
+
+def test_compile_lasts_for_each_stage_so_tensorboard_traces_the_plain_net(tmp_path):
+    """TensorBoard's graph is traced with torch.jit before fit and again before test, which cannot trace a
+    compiled function; the eager backend captures graphs like inductor does, without generating code."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    module, dm = tiny_module(), tiny_data(num_train=64)
+    speedups, probe = GPUSpeedups(compile=True, compile_backend="eager", compile_dynamic=False), CompiledWhen()
+    logger = TensorBoardLogger(tmp_path, name="tb", version="", log_graph=True)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=logger, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, enable_checkpointing=False,
+                        callbacks=[speedups, probe])
+    trainer.fit(module, datamodule=dm)
+    assert not is_compiled(module.net)  # plain between stages
+    trainer.test(module, datamodule=dm, verbose=False)
+    assert probe.seen == {"train": {True}, "validate": {True}, "test": {True}} and speedups.applied["compile"]
+    assert not is_compiled(module.net)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["graph"]  # the GRAPHS tab has the model
+
+
+def test_compile_with_the_default_callbacks_and_logger_through_the_cli(cli):
+    from src.inference.model import rebuild_module
+    from src.runs.checkpoint import load_checkpoint
+
+    result = cli("src.train", "callbacks.gpu_speedups.compile=true",
+                 f"callbacks.gpu_speedups.compile_backend={BACKEND}", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+                 "callbacks.progress_bar=null")
+    assert result.returncode == 0, result.output[-3000:]
+    (run,) = result.run_dirs()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    # the compiled run's checkpoint holds the plain names and loads into an uncompiled module
+    path, ckpt = load_checkpoint(str(run / "checkpoints" / "last.ckpt"))
     assert not any("_orig_mod" in k for k in ckpt["state_dict"])
-    plain = tiny_module()
-    plain.load_state_dict(ckpt["state_dict"])  # strict: same keys
-    assert getattr(plain.net, "_compiled_call_impl", None) is None
-    x = torch.randn(5, 3, 12, 12)
-    module.eval(), plain.eval()
+    module = rebuild_module(path, ckpt)
+    from src.config.build import build_datamodule
+
+    datamodule = build_datamodule(ckpt["run_config"]["data"])
+    datamodule.setup("test")
+    batches = list(datamodule.test_dataloader())[:2]  # the two test batches the run scored
     with torch.no_grad():
-        assert torch.allclose(module(x), plain(x), atol=1e-5)
+        losses = [(torch.nn.functional.cross_entropy(module(x), y, reduction="sum"), len(y)) for x, y in batches]
+    loss = float(sum(v for v, _ in losses) / sum(n for _, n in losses))
+    assert loss == pytest.approx(result.metrics()["test/loss"], rel=1e-4)
 
 
 def test_compile_prefixes_are_stripped_from_checkpoints():

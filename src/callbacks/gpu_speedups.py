@@ -13,13 +13,16 @@ too). Settings are `null` = automatic (on when the run trains on CUDA), `true` /
   splits are converted once, so batches cut from them are channels-last already (normalisation
   keeps the format; an augmentation that does not, e.g. RandomCrop's gather, costs one layout copy,
   which the convolution would otherwise make itself).
-- `compile`: `torch.compile` of the module's net (`pl_module.net`) with `nn.Module.compile`, in place:
+- `compile`: `torch.compile` of the forward pass of the module's net (`pl_module.net`), in place:
   the module is not wrapped, so parameter names and checkpoints are unchanged (a compiled run's
   checkpoint loads into an uncompiled module; `_orig_mod.` prefixes, from nets compiled some
-  other way, are stripped from saved checkpoints anyway). It happens when training (or testing,
-  predicting) starts, after the model summary and TensorBoard's graph trace, which keep the plain
-  net. `compile_backend`, `compile_mode` (null, "reduce-overhead", "max-autotune", ...),
-  `compile_dynamic` and `compile_fullgraph` are passed to `torch.compile`.
+  other way, are stripped from saved checkpoints anyway). The net runs compiled from the start to
+  the end of training (with its validation), of testing and of predicting, and plain in between:
+  the model summary and TensorBoard's graph trace (which Lightning takes before each of these,
+  with torch.jit, which cannot trace a compiled function) see the plain net. The compiled forward
+  is kept, so testing after training reuses what training compiled. `compile_backend`,
+  `compile_mode` (null, "reduce-overhead", "max-autotune", ...), `compile_dynamic` and
+  `compile_fullgraph` are passed to `torch.compile`.
 
 Global flags are restored when the run ends (`teardown`).
 """
@@ -38,7 +41,7 @@ from src.errors import require
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GPUSpeedups", "has_conv2d", "to_channels_last_images", "strip_compile_prefix"]
+__all__ = ["GPUSpeedups", "has_conv2d", "is_compiled", "to_channels_last_images", "strip_compile_prefix"]
 
 _PRECISIONS = ("highest", "high", "medium")
 
@@ -62,6 +65,11 @@ def to_channels_last_images(datamodule: Any) -> int:
                 split.inputs = inputs.contiguous(memory_format=torch.channels_last)
                 converted += 1
     return converted
+
+
+def is_compiled(net: nn.Module) -> bool:
+    """Whether `GPUSpeedups` has put a compiled forward pass into `net` (it does only while a stage runs)."""
+    return "forward" in vars(net)
 
 
 def strip_compile_prefix(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +106,7 @@ class GPUSpeedups(L.Callback):
         self.compile_fullgraph = bool(compile_fullgraph)
         self._saved_benchmark: bool | None = None
         self._saved_precision: str | None = None
+        self._compiled: tuple[nn.Module, Any] | None = None  # (net, its compiled forward), kept across stages
         self.applied: dict[str, bool] = {}
 
     # --- helpers ---------------------------------------------------------------------------------------
@@ -115,17 +124,25 @@ class GPUSpeedups(L.Callback):
         return net if isinstance(net, nn.Module) else pl_module
 
     def compile_net(self, pl_module: L.LightningModule) -> bool:
-        """Compile the module's net in place (once); True if it is compiled now."""
+        """Run the module's net with a compiled forward pass (compiled once per net); True if it does now."""
         net = self._net(pl_module)
-        if getattr(net, "_compiled_call_impl", None) is not None:
+        if is_compiled(net):
             return True
-        kwargs: dict[str, Any] = {"backend": self.compile_backend, "dynamic": self.compile_dynamic,
-                                  "fullgraph": self.compile_fullgraph}
-        if self.compile_mode is not None:
-            kwargs["mode"] = self.compile_mode
-        net.compile(**kwargs)
-        rank_zero_info(f"gpu_speedups: torch.compile({type(net).__name__}, {kwargs})")
+        if self._compiled is None or self._compiled[0] is not net:
+            kwargs: dict[str, Any] = {"backend": self.compile_backend, "dynamic": self.compile_dynamic,
+                                      "fullgraph": self.compile_fullgraph}
+            if self.compile_mode is not None:
+                kwargs["mode"] = self.compile_mode
+            self._compiled = (net, torch.compile(net.forward, **kwargs))
+            rank_zero_info(f"gpu_speedups: torch.compile({type(net).__name__}.forward, {kwargs})")
+        net.forward = self._compiled[1]  # an instance attribute: `del net.forward` restores the plain one
         return True
+
+    def uncompile_net(self, pl_module: L.LightningModule) -> None:
+        """Give the net back its plain forward pass (the compiled one is kept for the next stage)."""
+        net = self._net(pl_module)
+        if is_compiled(net):
+            del net.forward
 
     # --- Lightning hooks -----------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -164,6 +181,18 @@ class GPUSpeedups(L.Callback):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._compile_at_start(pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.uncompile_net(pl_module)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.uncompile_net(pl_module)
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.uncompile_net(pl_module)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.uncompile_net(pl_module)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")

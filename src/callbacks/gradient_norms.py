@@ -31,14 +31,11 @@ def layer_gradient_norms(module: nn.Module, norm_type: float = 2.0) -> dict[str,
 
 
 class GradientNormLogger(L.Callback):
-    """Logs `grad_norm/<layer>` (see `layer_gradient_norms`) every `every_n_steps` optimizer steps,
-    to every logger (TensorBoard SCALARS, CSV), with the optimizer step as x-axis.
+    """Logs `grad_norm/<layer>` (see `layer_gradient_norms`) at optimizer steps 0, N, 2N, ...
+    (`every_n_steps`), to every logger (TensorBoard SCALARS, CSV), with the optimizer step as x-axis.
 
-    Works in both of the module's training modes: with automatic optimisation the gradients are
-    read in `on_before_optimizer_step` (after mixed-precision unscaling, before the update); with
-    `data.steps_per_call=K > 1` the module steps the optimizer itself K times per call, so the
-    gradients of the call's last step are read in `on_train_batch_end` (they stay in `.grad`
-    until the next `zero_grad`).
+    The gradients are read in `on_before_optimizer_step`: after mixed-precision unscaling, before the
+    update, at every optimizer step in both optimisation modes (also `data.steps_per_call > 1`).
     """
 
     def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0) -> None:
@@ -48,22 +45,10 @@ class GradientNormLogger(L.Callback):
         )
         self.every_n_steps = every_n_steps
         self.norm_type = float(norm_type)
-        self._last_logged = -1
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
-        if pl_module.automatic_optimization and trainer.global_step % self.every_n_steps == 0:
-            self._log(trainer, pl_module, step=trainer.global_step)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        if pl_module.automatic_optimization:
-            return
-        last = trainer.global_step - 1  # the step just taken (0-based, as Lightning counts)
-        if last >= 0 and last // self.every_n_steps > self._last_logged // self.every_n_steps:
-            self._log(trainer, pl_module, step=last)
-
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
-        self._last_logged = step
-        if not trainer.is_global_zero or not trainer.loggers:
+        step = trainer.global_step  # the 0-based index of the step about to be taken
+        if step % self.every_n_steps or not trainer.is_global_zero or not trainer.loggers:
             return
         norms = layer_gradient_norms(pl_module, self.norm_type)
         if not norms:

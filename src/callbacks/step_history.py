@@ -5,14 +5,16 @@ and XOR: every 100): the loss and accuracy of that step's training batch, and th
 and accuracy after its update. One Lightning epoch per row (a validation loop, metric logging and
 every callback's epoch hooks) costs milliseconds, many times the step itself, so such a run spends
 most of its time in the framework. `StepHistory` records the rows inside training instead: after
-every N-th optimizer step (a hook on the optimizer, so in both of the module's optimisation paths,
+every N-th optimizer step (a hook on the optimizer, so in both of the module's optimisation modes,
 also K steps per call), kept on the device and sent to the loggers once per epoch as `train/loss`,
 `train/acc`, `val/loss` and `val/acc` at their optimizer step. Epochs can then be long (e.g. 1,000
 steps), with the full validation, checkpoints and early stopping once per epoch.
 
-While this callback runs, the module sends its epoch-level values of those four curves to no logger
-(they still drive checkpoints, early stopping, the progress bar and the final metrics), so every
-curve has exactly one point per row. Under distributed training the rows are rank 0's share.
+It works with a `ClassificationModule`, through the interface that module documents: the row's
+training values are its `last_training_batch`, and for the run it sets `epoch_curves_to_loggers`
+to False, so the module sends its epoch-level values of those four curves to no logger (they still
+drive checkpoints, early stopping, the progress bar and the final metrics) and every curve has
+exactly one point per row. Under distributed training the rows are rank 0's share.
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ import lightning as L
 import torch
 
 from src.errors import require
+from src.models.classifier import ClassificationModule
 
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 
 class StepHistory(L.Callback):
     """Log the four learning curves every `every_n_steps` optimizer steps (steps 0, N, 2N, ...)."""
-
-    logs_learning_curves = True  # read by ClassificationModule: its epoch-level curves stay off the loggers
 
     def __init__(self, every_n_steps: int = 10) -> None:
         require(
@@ -44,6 +45,19 @@ class StepHistory(L.Callback):
         self._val_loader: Any = None
 
     # --- Lightning hooks ---------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        require(
+            isinstance(pl_module, ClassificationModule),
+            f"callbacks.step_history records the training batches of a ClassificationModule, not of "
+            f"{type(pl_module).__name__}; switch the callback off (callbacks.step_history=null).",
+        )
+        if stage == "fit":
+            pl_module.epoch_curves_to_loggers = False  # this callback logs those curves, per N steps
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            pl_module.epoch_curves_to_loggers = True
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._detach()
         # The data module's validation loader, built once (Lightning builds its own at the first validation).
@@ -72,12 +86,11 @@ class StepHistory(L.Callback):
     # --- the rows ----------------------------------------------------------------------------------
     def _after_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step  # Lightning counts the step after this hook: 0-based index of this one
-        last = getattr(pl_module, "last_train_step", None)
-        if step % self.every_n_steps or last is None or trainer.sanity_checking:
+        batch = pl_module.last_training_batch
+        if step % self.every_n_steps or batch is None or trainer.sanity_checking:
             return
-        loss, correct, count = last
         val_loss, val_acc = self._validate(trainer, pl_module)
-        self._rows.append(torch.stack([loss.float(), correct.float() / count, val_loss, val_acc]))
+        self._rows.append(torch.stack([batch.loss.float(), batch.correct.float() / batch.size, val_loss, val_acc]))
         self._steps.append(step)
 
     @torch.no_grad()

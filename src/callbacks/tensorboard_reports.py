@@ -53,12 +53,13 @@ def tag_name(name: str) -> str:
 
 def expected_epochs(trainer: L.Trainer) -> int | None:
     """How many epochs the run will last (from max_epochs, or max_steps and the epoch length)."""
+    from src.models.steps_per_call import optimizer_steps_per_epoch
+
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
     if trainer.max_steps and trainer.max_steps > 0:
-        calls = trainer.num_training_batches
-        steps_per_call = int(getattr(trainer.datamodule, "steps_per_call", 1) or 1)
-        if isinstance(calls, int) and calls > 0:
-            by_steps = math.ceil(trainer.max_steps / (calls * steps_per_call))
+        per_epoch = optimizer_steps_per_epoch(trainer)
+        if isinstance(per_epoch, int) and per_epoch > 0:
+            by_steps = math.ceil(trainer.max_steps / per_epoch)
             epochs = min(epochs, by_steps) if epochs else by_steps
     return epochs
 

@@ -27,12 +27,17 @@ def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | N
     return instantiate(kwargs, _convert_="all", _recursive_=False)
 
 
-def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any):
-    """The LightningModule: its config's `_target_` class called with plain-value arguments."""
+def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, steps_per_call: int = 1):
+    """The LightningModule: its config's `_target_` class called with plain-value arguments.
+    `steps_per_call` is the data config's (`data.steps_per_call`): optimizer steps per `training_step`,
+    which fixes the module's optimisation mode (src/models/steps_per_call.py); passed only when not 1,
+    so a module class without the argument builds as before."""
     from hydra.utils import get_class
 
     kwargs = plain(model_cfg)
     cls = get_class(kwargs.pop("_target_"))
+    if steps_per_call != 1:
+        kwargs["steps_per_call"] = steps_per_call
     return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **kwargs)
 
 
@@ -68,5 +73,7 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
     )
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
     # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
-    kwargs.setdefault("enable_checkpointing", any(type(c).__name__ == "ModelCheckpoint" for c in callbacks))
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    kwargs.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
     return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)

@@ -54,16 +54,33 @@ def _walk(node: Any, path: str, own_keys: set[str]) -> None:
             _walk(value, f"{path}[{i}]", set())
 
 
+def _import_target(target_path: str) -> Any:
+    """The class or function a `_target_` names. A name that does not exist is a spelling mistake in the
+    config; a missing package that its module imports is a missing install; any other failure while
+    importing its module is a fault in that code and keeps its own traceback."""
+    from hydra.utils import get_object
+
+    try:
+        return get_object(target_path)
+    except (ImportError, ValueError) as exc:  # what Hydra's locate raises, the import's own failure as cause
+        cause, parts = exc.__cause__, target_path.split(".")
+        missing = cause.name if isinstance(cause, ModuleNotFoundError) else None
+        misspelt = (isinstance(exc, ValueError)  # not a dotted name
+                    or (isinstance(cause, AttributeError) and cause.name in parts)  # no such name in the module
+                    or bool(missing and f"{target_path}.".startswith(f"{missing}.")))  # no such module
+        if misspelt:
+            raise UserError(f"_target_ {target_path} does not exist; check the spelling in the config.") from exc
+        if missing:
+            raise UserError(f"_target_ {target_path} imports the module {missing!r}, which is not installed; "
+                            "install the package that provides it, or choose another target.") from exc
+        raise  # the module's own fault: its traceback follows the import error's
+
+
 @cache
 def _parameters(target_path: str) -> tuple[dict[str, tuple[Any, Any]], bool]:
     """({name: (annotation, default)}, takes arbitrary keywords?) of a target, following **kwargs
     through the base classes' constructors."""
-    from hydra.utils import get_object
-
-    try:
-        target = get_object(target_path)
-    except Exception:
-        raise UserError(f"_target_ {target_path} cannot be imported; check the spelling in the config.") from None
+    target = _import_target(target_path)
     functions = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if inspect.isclass(target) else [target]
     params: dict[str, tuple[Any, Any]] = {}
     for function in functions:

@@ -14,14 +14,15 @@ class Normalize:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.max_value = float(max_value)
-        # One multiply-add: x * scale + shift.
+        # x * scale + shift, as a float32 copy scaled and shifted in place (on the CPU several times faster
+        # than one broadcasting addcmul).
         self.scale = 1.0 / (self.max_value * self.std)
         self.shift = -self.mean / self.std
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale.device != x.device:
             self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
-        return torch.addcmul(self.shift, x.float(), self.scale)
+        return x.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)
 
     def state(self) -> dict:
         """Plain values that rebuild this transform: `Normalize(**state)` (stored in checkpoints)."""

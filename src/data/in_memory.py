@@ -112,11 +112,11 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             loader in ("tensor", "dataloader"),
             f"data.loader must be 'tensor' (whole-tensor batches) or 'dataloader' (per-sample), got {loader!r}.",
         )
-        if loader == "dataloader" and steps_per_call > 1:
-            # Results are the same either way; Lightning's own sampler handling needs one batch per step.
-            log.info("data.loader=dataloader takes one optimizer step per Lightning step "
-                     "(data.steps_per_call=%d applies to data.loader=tensor).", steps_per_call)
-            steps_per_call = 1
+        require(
+            loader == "tensor" or steps_per_call == 1,
+            f"data.steps_per_call={steps_per_call} groups the batches of data.loader=tensor; set data.steps_per_call=1 "
+            "to use the DataLoader.",
+        )
         require(
             loader == "tensor" or steps_per_epoch is None,
             "data.steps_per_epoch needs data.loader=tensor; set data.steps_per_epoch=null to use the DataLoader.",
@@ -172,12 +172,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        trainer = getattr(self, "trainer", None)
-        if self.steps_per_call > 1 and trainer is not None and trainer.accumulate_grad_batches > 1:
-            # Gradient accumulation is Lightning's automatic optimisation: one batch per step (same results).
-            log.info("trainer.accumulate_grad_batches=%d: one batch per Lightning step (data.steps_per_call=%d "
-                     "is set aside).", trainer.accumulate_grad_batches, self.steps_per_call)
-            self.steps_per_call = 1
         if self.train_split is not None:
             return
         train, val, test, self.class_names = self.load()
@@ -202,8 +196,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def train_dataloader(self) -> TensorBatchLoader:
         trainer = getattr(self, "trainer", None)
         limit = getattr(trainer, "limit_train_batches", None)
-        # `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means N optimizer steps, not N
-        # calls of K steps: the epoch is cut to N steps, served in ceil(N / K) calls.
+        # With data.steps_per_call=K > 1, `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means
+        # N optimizer steps, not N calls of K steps: the epoch is cut to N steps, served in ceil(N / K) calls.
         limit_steps = limit if self.steps_per_call > 1 and type(limit) is int else None
         overfit = bool(trainer is not None and trainer.overfit_batches)  # the same first batches every epoch
         return self._loader(

@@ -1,11 +1,16 @@
 """The LightningModule of a checkpoint that `src.train` wrote, rebuilt without its training run.
 
 A checkpoint holds the resolved run configuration (`run_config`: data and model configs), the
-LightningModule's hyper-parameters and weights; this rebuilds the module from those alone.
+LightningModule's hyper-parameters and weights; this rebuilds the module from those alone. It is the
+one loader of `src.eval`, `src.predict`, `src.export` and the visuals. Loading leaves the caller's
+random numbers alone: unlike Lightning's `load_from_checkpoint` it does not run the module's
+`on_load_checkpoint` hook, which restores what resuming a run needs (the run's random-number state
+among it), and the throwaway initial weights are drawn from a forked generator.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +24,23 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
     target = ckpt["run_config"].get("model", {}).get("_target_")
     try:
         module_cls = get_class(target)
-    except Exception:
+    except (ImportError, ValueError) as exc:  # Hydra: no such module or name / not a class
         raise UserError(
             f"{path} names the model class {target!r}, which this code does not have; "
             "evaluate it with the code version that trained it."
-        ) from None
-    module = module_cls(**(ckpt.get("hyper_parameters") or {}))
+        ) from exc
+    hparams = ckpt.get("hyper_parameters") or {}
+    try:
+        inspect.signature(module_cls).bind(**hparams)
+    except TypeError as exc:  # a stored argument this code's constructor does not take, or one it lacks
+        raise UserError(
+            f"the hyper-parameters stored in {path} do not fit {module_cls.__name__} ({exc}); evaluate it with "
+            "the code version that trained it."
+        ) from exc
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten below: draw them aside
+        module = module_cls(**hparams)
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -34,8 +50,7 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"the weights in {path} do not fit the {type(module.net).__name__} rebuilt from its stored "
             f"configuration ({detail}); the file was changed or comes from other model code: pass a "
             "checkpoint that src.train wrote with this code."
-        ) from None
-    module.on_load_checkpoint(ckpt)
+        ) from exc
     return module.eval()
 
 

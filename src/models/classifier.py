@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from src.data.in_memory import InMemoryDataModule
 from src.errors import UserError, require
+from src.models import steps_per_call as multi_step
 from src.models.losses import MULTICLASS_LOSSES, binary_cross_entropy
 from src.models.metrics import metrics_from_confusion
 from src.models.recipes import (
@@ -28,6 +30,7 @@ from src.models.recipes import (
 )
 
 RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")
+OPTIONAL_KEYS = (*RECIPE_KEYS, "steps_per_call")  # arguments a subclass's constructor may leave out
 
 
 def build_net(net: dict[str, Any]) -> nn.Module:
@@ -39,8 +42,38 @@ def build_net(net: dict[str, Any]) -> nn.Module:
     except Exception as exc:  # Hydra wraps the net's own exception
         cause = exc.__cause__ or exc
         if isinstance(cause, ValueError):
-            raise UserError(str(cause).rstrip(".") + ".") from None
+            raise UserError(str(cause).rstrip(".") + ".") from cause
         raise
+
+
+class TrainingBatch(NamedTuple):
+    """The training batch of the last optimizer step, as the module scored it: its mean loss (without
+    the L1 penalty) and its number of correct predictions, both 0-dim tensors on the device (reading
+    them needs no host sync until a value is wanted), and its size."""
+
+    loss: torch.Tensor
+    correct: torch.Tensor
+    size: int
+
+
+class EpochSums:
+    """The training epoch so far, kept on the device (no torchmetrics update and no host sync per step):
+    the sum of the batches' losses weighted by their sizes, the correct predictions, the sample count,
+    and the last batch. A plain object, so that a step's updates skip `nn.Module.__setattr__`."""
+
+    __slots__ = ("loss_sum", "correct", "count", "last")
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.count = 0
+        self.last: TrainingBatch | None = None
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, size: int) -> None:
+        self.loss_sum.add_(loss, alpha=size)
+        self.correct.add_(correct)
+        self.count += size
+        self.last = TrainingBatch(loss, correct, size)
 
 
 class ClassificationModule(L.LightningModule):
@@ -54,6 +87,18 @@ class ClassificationModule(L.LightningModule):
     `mixup_alpha` / `cutmix_alpha` mix training batches and their targets (train/acc then counts the
     argmax of the mixed target as the label); `tta_flip` averages the softmax of x and its mirror
     image in validation, test and prediction. val/test losses are always the plain cross-entropy.
+
+    `steps_per_call` (from `data.steps_per_call`, default 1): 1 is Lightning's automatic optimisation,
+    one `(x, y)` batch per `training_step`; K > 1 takes K optimizer steps per `training_step` from a
+    list of K batches (src/models/steps_per_call.py says which hooks then fire per call).
+
+    For callbacks that record values per optimizer step (`StepHistory`):
+    - `last_training_batch` (a `TrainingBatch`, or None before an epoch's first step) is the batch of the
+      last optimizer step, set before its backward pass, in both optimisation modes;
+    - `epoch_curves_to_loggers` (default True): whether the epoch values of `train/loss`,
+      `train/acc`, `val/loss` and `val/acc` go to the loggers. A callback that logs these four curves
+      itself, at a finer resolution, sets it to False for its run; the values still reach the
+      progress bar, checkpoints, early stopping and the run's final metrics.
     """
 
     def __init__(
@@ -68,13 +113,18 @@ class ClassificationModule(L.LightningModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         tta_flip: bool = False,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         # A subclass whose constructor does not take the recipe options (BinaryClassificationModule,
         # GoogLeNetModule) must not store them, or `cls(**checkpoint["hyper_parameters"])` fails.
         accepted = inspect.signature(type(self).__init__).parameters
         open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        self.save_hyperparameters(ignore=[k for k in RECIPE_KEYS if k not in accepted and not open_ended])
+        self.save_hyperparameters(ignore=[k for k in OPTIONAL_KEYS if k not in accepted and not open_ended])
+        require(
+            isinstance(steps_per_call, int) and not isinstance(steps_per_call, bool) and steps_per_call > 0,
+            f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",
+        )
         self._recipes = {"label_smoothing": label_smoothing, "mixup_alpha": mixup_alpha,
                          "cutmix_alpha": cutmix_alpha, "tta_flip": tta_flip}
         self._check_hparams()
@@ -94,14 +144,15 @@ class ClassificationModule(L.LightningModule):
         self.val_acc_best = 0.0
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None
-        self.steps_per_call = 1
-        self.curves_to_loggers = True  # False while a StepHistory callback logs the curves per N steps
-        self.last_train_step: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (loss, correct, count)
+        self.steps_per_call = steps_per_call
+        # Decided here, before Lightning checks the run's configuration against it.
+        self.automatic_optimization = self.steps_per_call == 1
+        self.epoch_curves_to_loggers = True
         # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
         input_shape = net.get("input_shape")
         if input_shape:
             self.example_input_array = torch.zeros(1, *(int(d) for d in input_shape))
-        self._reset_train_sums()
+        self._train = EpochSums(self.device)
         self._reset_eval_sums()
 
     # --- what differs between families ---------------------------------------------------------
@@ -186,32 +237,24 @@ class ClassificationModule(L.LightningModule):
 
     # --- training ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Tiny many-step recipes: when the data module hands out groups of K batches
-        (`data.steps_per_call=K`), take K optimisation steps per `training_step` (manual
-        optimisation), so Lightning's per-step overhead is paid once per K steps."""
         # TensorBoard's GRAPHS tab: Lightning traces the model with torch.jit, deprecated in recent PyTorch.
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
-        datamodule = getattr(self._trainer, "datamodule", None)
-        self.steps_per_call = int(getattr(datamodule, "steps_per_call", 1) or 1)
-        # A callback that logs the learning curves per N steps (StepHistory) owns those curves on the loggers.
-        self.curves_to_loggers = not any(getattr(c, "logs_learning_curves", False) for c in self.trainer.callbacks)
-        self.automatic_optimization = self.steps_per_call == 1
-        if not self.automatic_optimization:
+        datamodule = self.trainer.datamodule
+        if stage == "fit" and isinstance(datamodule, InMemoryDataModule):
             require(
-                self.trainer.accumulate_grad_batches == 1,
-                "trainer.accumulate_grad_batches cannot be combined with data.steps_per_call > 1; "
-                "set one of them to 1.",
+                datamodule.steps_per_call == self.steps_per_call,
+                f"the model was built for steps_per_call={self.steps_per_call} but the data module hands out "
+                f"{datamodule.steps_per_call} batches per call; build both from the same data.steps_per_call "
+                "(src.config.build.build_module(..., steps_per_call=cfg.data.steps_per_call)).",
             )
 
     def on_train_epoch_start(self) -> None:
-        self._reset_train_sums()
+        self._train = EpochSums(self.device)
 
-    def _reset_train_sums(self) -> None:
-        """Running sums of the epoch's train loss and correct predictions, kept on the device:
-        no torchmetrics update and no host sync per step."""
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self._train_count = 0
+    @property
+    def last_training_batch(self) -> TrainingBatch | None:
+        """The batch of the last optimizer step (None before the epoch's first step); see the class docstring."""
+        return self._train.last
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of one batch (plus the L1 penalty); accumulates the epoch's train loss and accuracy.
@@ -220,59 +263,23 @@ class ClassificationModule(L.LightningModule):
         if self.mixer is not None:
             x, y = self.mixer(x, y)  # soft targets (N, num_classes)
         logits, loss = self.training_loss(self.net(x), y)
-        with torch.no_grad():
-            labels = y.argmax(1) if y.ndim > 1 else y
-            correct = (self.predicted_classes(logits.detach()) == labels).sum()
-            self._train_loss_sum.add_(loss.detach(), alpha=len(y))
-            self._train_correct.add_(correct)
-        self._train_count += len(y)
-        self.last_train_step = (loss.detach(), correct, len(y))  # read by the StepHistory callback
+        labels = y.argmax(1) if y.ndim > 1 else y
+        # Detached values: these few ops record no graph (and need no `torch.no_grad()` block).
+        self._train.add(loss.detach(), (self.predicted_classes(logits.detach()) == labels).sum(), len(y))
         return loss + self.l1_penalty() if self.hparams.l1 else loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if self.automatic_optimization:
             return self._loss(*batch)
-        optimizer = self.optimizers()
-        scheduler = self.lr_schedulers() if self._scheduler_interval() == "step" else None
-        plain = self._plain_steps_possible()
-        for x, y in batch:
-            if 0 < self.trainer.max_steps <= self.trainer.global_step:
-                break
-            loss = self._loss(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            if plain:
-                # Full precision on one device with no clipping: PyTorch's own backward and step, between
-                # Lightning's progress hooks (so global_step and max_steps stay exact).
-                loss.backward()
-                optimizer._on_before_step()
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
-            else:
-                self.manual_backward(loss)
-                optimizer.step()  # clips in on_before_optimizer_step (after AMP's unscaling)
-            if scheduler is not None:
-                scheduler.step()
+        multi_step.take_steps(self, batch, self._loss, step_scheduler=self._scheduler_interval() == "step")
         return None
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """`trainer.gradient_clip_val` in the K-steps-per-call path: Lightning clips only in automatic
-        optimisation. This hook runs after a mixed-precision scaler has unscaled the gradients."""
-        if not self.automatic_optimization and self.trainer.gradient_clip_val:
-            self.clip_gradients(optimizer, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
-
-    def _plain_steps_possible(self) -> bool:
-        trainer = self.trainer
-        return (
-            trainer.world_size == 1
-            and type(trainer.precision_plugin).__name__ == "Precision"  # 32-true: no scaler, no autocast
-            and not trainer.gradient_clip_val
-        )
 
     def _stop_if_loss_is_not_finite(self) -> None:
         """One host sync per epoch: a NaN/inf training loss ends the run before validation, so no
         checkpoint of the broken model is written."""
-        if self.stop_on_non_finite_loss and self._train_count and not torch.isfinite(self._train_loss_sum):
-            value = float(self._train_loss_sum / self._train_count)
+        sums = self._train
+        if self.stop_on_non_finite_loss and sums.count and not torch.isfinite(sums.loss_sum):
+            value = float(sums.loss_sum / sums.count)
             lr = self.hparams.optimizer.get("lr")
             raise UserError(
                 f"the training loss became {value} in epoch {self.current_epoch} (step {self.trainer.global_step}); "
@@ -281,32 +288,17 @@ class ClassificationModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_loss_is_not_finite()
-        self._log_optimizer_step()
-        if self._train_count:
-            for key, value in (("train/loss", self._train_loss_sum / self._train_count),
-                               ("train/acc", self._train_correct.float() / self._train_count)):
-                self.log(key, value, prog_bar=True, sync_dist=True, logger=None if self.curves_to_loggers else False)
+        sums = self._train
+        if sums.count:
+            logger = None if self.epoch_curves_to_loggers else False
+            for key, value in (("train/loss", sums.loss_sum / sums.count),
+                               ("train/acc", sums.correct.float() / sums.count)):
+                self.log(key, value, prog_bar=True, sync_dist=True, logger=logger)
         if not self.automatic_optimization and self._scheduler_interval() == "epoch":
-            self._step_epoch_scheduler()
-
-    def _log_optimizer_step(self) -> None:
-        """With K steps per call, Lightning's logging x-axis counts calls; a logged `step` makes the
-        loggers use the optimizer step instead, so curves keep the true step resolution."""
-        if not self.automatic_optimization and not self.trainer.sanity_checking:
-            self.log("step", float(self.trainer.global_step - 1))  # 0-based, as Lightning counts
+            multi_step.step_epoch_scheduler(self, (self.hparams.scheduler or {}).get("monitor", "val/loss"))
 
     def _scheduler_interval(self) -> str | None:
         return scheduler_interval(self.hparams.scheduler)
-
-    def _step_epoch_scheduler(self) -> None:
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            monitor = (self.hparams.scheduler or {}).get("monitor", "val/loss")
-            value = self.trainer.callback_metrics.get(monitor)
-            if value is not None:
-                scheduler.step(value)
-        else:
-            scheduler.step()
 
     # --- evaluation ----------------------------------------------------------------------------
     def _reset_eval_sums(self) -> None:
@@ -338,7 +330,7 @@ class ClassificationModule(L.LightningModule):
         self._reset_eval_sums()
         shown = {f"{prefix}/acc", f"{prefix}/loss"} if prefix == "val" else set()
         for key, value in metrics.items():
-            curve = key in shown and not self.curves_to_loggers  # a per-step history logs this curve instead
+            curve = key in shown and not self.epoch_curves_to_loggers  # a per-step history logs this curve instead
             self.log(key, value, prog_bar=key in shown, sync_dist=key.endswith("/loss"),
                      logger=False if curve else None)
         return matrix
@@ -352,7 +344,6 @@ class ClassificationModule(L.LightningModule):
         self._eval_step(batch, self.val_confusion, self.val_top5)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_optimizer_step()
         self.val_confusion_matrix = self._eval_epoch_end(self.val_confusion, "val", self.val_top5).cpu()
         if not self.trainer.sanity_checking:
             acc = float(self.trainer.callback_metrics["val/acc"])
@@ -389,16 +380,8 @@ class ClassificationModule(L.LightningModule):
 
     # --- optimisation --------------------------------------------------------------------------
     def planned_optimizer_steps(self) -> int | float:
-        """Optimizer steps of the whole run (e.g. OneCycleLR's `total_steps`). Lightning's estimate counts
-        `training_step` calls, each of which takes up to K optimizer steps with `data.steps_per_call=K`."""
-        trainer = self.trainer
-        calls = trainer.estimated_stepping_batches  # also sets up the training data
-        if self.steps_per_call == 1 or trainer.max_epochs == -1:
-            return calls
-        per_epoch = trainer.num_training_batches * self.steps_per_call
-        per_epoch = min(per_epoch, getattr(trainer.train_dataloader, "steps_per_epoch", per_epoch))
-        total = per_epoch * max(trainer.max_epochs, 1)
-        return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
+        """Optimizer steps of the whole run (e.g. OneCycleLR's `total_steps`), whatever steps_per_call."""
+        return multi_step.planned_optimizer_steps(self.trainer)
 
     def configure_optimizers(self) -> Any:
         """The optimizer (`optimizer.decay_bias_and_norm=false`: no weight decay on biases and
@@ -429,8 +412,9 @@ class BinaryClassificationModule(ClassificationModule):
         num_classes: int = 2,
         loss: str = "binary_cross_entropy",
         l1: float = 0.0,
+        steps_per_call: int = 1,
     ) -> None:
-        super().__init__(net, num_classes, optimizer, scheduler, loss, l1)
+        super().__init__(net, num_classes, optimizer, scheduler, loss, l1, steps_per_call=steps_per_call)
 
     def _check_task(self) -> None:
         hp = self.hparams

@@ -116,9 +116,12 @@ class SpeedrunModule(ClassificationModule):
         lookahead_decay: float = 0.95,
         tta_level: int = 2,
         val_tta_level: int | None = 0,
+        steps_per_call: int = 1,
     ) -> None:
+        require(steps_per_call == 1, "the speed-run module takes one optimizer step per Lightning step: "
+                                     "set data.steps_per_call=1.")
         super().__init__(net=net, num_classes=num_classes, optimizer=optimizer, scheduler=scheduler, loss=loss,
-                         l1=l1, label_smoothing=label_smoothing)
+                         l1=l1, label_smoothing=label_smoothing, steps_per_call=steps_per_call)
         sched = scheduler or {}
         require(
             "_target_" not in sched and not sched.get("warmup_steps") and not sched.get("warmup_epochs"),
@@ -167,8 +170,6 @@ class SpeedrunModule(ClassificationModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        require(self.automatic_optimization, "the speed-run module takes one optimizer step per batch: "
-                                             "set data.steps_per_call=1.")
         datamodule = self._datamodule()
         if stage == "fit":
             self._check_alternating_flip(datamodule)
@@ -219,12 +220,11 @@ class SpeedrunModule(ClassificationModule):
 
     # --- optimisation ------------------------------------------------------------------------------------
     def planned_steps(self) -> int:
-        """Optimizer steps of the run: the trainer's estimate, cut to ceil(train_epochs * batches per epoch)."""
-        trainer = self.trainer
-        estimated = int(trainer.estimated_stepping_batches)  # also counts the batches per epoch
+        """Optimizer steps of the run: the trainer's estimate, cut to ceil(train_epochs * steps per epoch)."""
+        estimated = int(self.planned_optimizer_steps())  # also counts the batches per epoch
         if self.train_epochs is None:
             return max(estimated, 1)
-        per_epoch = trainer.num_training_batches / max(trainer.accumulate_grad_batches, 1)
+        per_epoch = self.trainer.num_training_batches / max(self.trainer.accumulate_grad_batches, 1)
         return max(1, min(estimated, math.ceil(self.train_epochs * per_epoch)))
 
     def param_groups(self, lr: float, decay_per_step: float) -> list[dict[str, Any]]:
@@ -257,9 +257,6 @@ class SpeedrunModule(ClassificationModule):
             step, total, self.warmup_fraction, self.lr_start_factor, self.lr_end_factor)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _scheduler_interval(self) -> str | None:
-        return "step"
 
     # --- lookahead ---------------------------------------------------------------------------------------
     def _fast_weights(self) -> list[torch.Tensor]:

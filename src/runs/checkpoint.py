@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +34,32 @@ def load_checkpoint(ckpt_path: str | None) -> tuple[Path, dict[str, Any]]:
     path = resolve_ckpt_path(ckpt_path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read ({exc.strerror or exc}); check the path and its permissions.") from exc
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise _unreadable(path, exc) from exc
         raise UserError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); it may be truncated or "
-            "corrupt: pick another checkpoint of the run (e.g. last.ckpt)."
-        ) from None
+            f"{path} holds a Python object ({found.group(1)}) besides tensors and plain values, which a safe load "
+            "(weights_only=True) refuses; src.train never writes one: pass a checkpoint from logs/."
+        ) from exc
+    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # what a damaged file raises
+        raise _unreadable(path, exc) from exc
     require(
         isinstance(ckpt, dict) and "run_config" in ckpt and "state_dict" in ckpt,
         f"{path} was not written by src.train (it has no run configuration); pass a checkpoint from logs/.",
     )
     return path, ckpt
+
+
+def _unreadable(path: Path, exc: BaseException) -> UserError:
+    """The error for a file that is not a whole checkpoint, naming what the reader found wrong."""
+    text = str(exc).strip()
+    unpickler = re.search(r"WeightsUnpickler error:\s*(\S.*)", text)  # torch's safe loader names the bad byte
+    reason = unpickler.group(1) if unpickler else (text.splitlines() or [""])[0].split(". ")[0]
+    reason = reason.strip().rstrip(".") or "the file ends early"
+    return UserError(
+        f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {reason}); it may be truncated or "
+        "corrupt: pick another checkpoint of the run (e.g. last.ckpt)."
+    )

@@ -34,25 +34,16 @@ class Trained:
 
 
 def load_trained(ckpt_path: str) -> Trained:
-    """The checkpoint's module (`<ModuleClass>.load_from_checkpoint`) and its data, rebuilt from the
-    run configuration the checkpoint holds."""
-    from hydra.utils import get_class
-
+    """The checkpoint's module and its data, rebuilt from the run configuration the checkpoint holds
+    (the loader of src.eval and src.predict: the caller's random numbers are left alone)."""
+    from src.inference.model import rebuild_module
     from src.runs.checkpoint import load_checkpoint
     from src.visuals.data import load_datamodule
 
     path, ckpt = load_checkpoint(ckpt_path)
     config = ckpt["run_config"]
-    try:
-        module = get_class(config["model"]["_target_"]).load_from_checkpoint(
-            path, map_location="cpu", weights_only=True
-        )
-    except Exception as exc:
-        raise UserError(
-            f"the model in {path} could not be rebuilt ({type(exc).__name__}); pass a checkpoint that "
-            "src.train wrote with this code."
-        ) from None
-    return Trained(module.eval(), load_datamodule(config["data"]), dict(config["data"]), str(path))
+    module = rebuild_module(path, ckpt)
+    return Trained(module, load_datamodule(config["data"]), dict(config["data"]), str(path))
 
 
 def recipe_config(experiment: str):

@@ -72,7 +72,7 @@ def test_history_is_read_back_by_optimizer_step(compose, tmp_path):
 
 def test_without_the_history_the_curves_are_logged_per_epoch(compose, tmp_path):
     cfg = compose([*IRIS, "logger=csv", "callbacks.step_history=null", "data.steps_per_epoch=100",
-                   "data.steps_per_call=100"])
+                   "data.steps_per_call=1"])
     train(cfg)
     assert sorted(logged_rows(tmp_path / "run")) == [99]  # one epoch of 100 steps: one point, at its last step
 

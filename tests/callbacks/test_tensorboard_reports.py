@@ -43,7 +43,8 @@ def test_validation_views_are_logged_every_epoch_for_short_runs_and_spaced_out_f
     def trainer(epoch, max_epochs=-1, max_steps=-1, batches=1, steps_per_call=1):
         return SimpleNamespace(sanity_checking=False, is_global_zero=True, fast_dev_run=False, current_epoch=epoch,
                                max_epochs=max_epochs, max_steps=max_steps, num_training_batches=batches,
-                               datamodule=SimpleNamespace(steps_per_call=steps_per_call))
+                               accumulate_grad_batches=1, train_dataloader=None,
+                               lightning_module=SimpleNamespace(hparams={"steps_per_call": steps_per_call}))
 
     auto = EveryNEpochs(None, auto_logs=10)
     assert all(auto.due(trainer(e, max_epochs=5)) for e in range(5))

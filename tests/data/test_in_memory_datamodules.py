@@ -102,9 +102,10 @@ def test_dataloader_path_serves_the_same_samples_and_values_as_the_tensor_path()
     assert sorted(seen.tolist()) == sorted(fast.train_split.targets.tolist())  # every sample once per epoch
 
 
-def test_dataloader_path_takes_one_step_per_call_and_rejects_tensor_only_options():
-    # data sets whose config groups K steps per call still run on the DataLoader path, one step per call
-    assert DigitsDataModule(**DIGITS, loader="dataloader", steps_per_call=4).steps_per_call == 1
+def test_dataloader_path_rejects_tensor_only_options():
+    with pytest.raises(UserError, match=r"data.steps_per_call=4 groups the batches of data.loader=tensor; set "
+                                        r"data.steps_per_call=1 to use the DataLoader\.$"):
+        DigitsDataModule(**DIGITS, loader="dataloader", steps_per_call=4)
     with pytest.raises(UserError, match="steps_per_epoch needs data.loader=tensor"):
         DigitsDataModule(**DIGITS, loader="dataloader", steps_per_epoch=4)
     with pytest.raises(UserError, match="data.loader must be 'tensor'"):

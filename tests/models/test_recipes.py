@@ -85,7 +85,9 @@ def test_training_loss_is_soft_target_cross_entropy_on_the_mixed_batch():
     loss = module.training_step((x, y), 0)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     correct = (module.net(mixed).argmax(1) == soft.argmax(1)).sum()
-    assert module._train_correct.item() == correct.item() and module._train_count == 16
+    batch = module.last_training_batch  # what the module reports to per-step callbacks (StepHistory)
+    assert batch.correct.item() == correct.item() and batch.size == 16
+    assert batch.loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("key,value", [("mixup_alpha", 0.2), ("cutmix_alpha", 1.0), ("tta_flip", True)])
@@ -112,12 +114,16 @@ def test_tta_flip_averages_the_softmax_of_x_and_its_mirror_image():
         expected = (torch.softmax(module.net(x), 1) + torch.softmax(module.net(x.flip(-1)), 1)) / 2
         assert torch.allclose(module.eval_outputs(x).exp(), expected, atol=1e-6)
         assert torch.allclose(module.predict_proba(x), expected, atol=1e-6)
-        y = torch.randint(0, 10, (5,))
-        module.validation_step((x, y), 0)
-        assert module._eval_loss_sum.item() == pytest.approx(5 * F.nll_loss(expected.log(), y).item(), rel=1e-5)
         plain = mlp().eval()
         plain.load_state_dict(module.state_dict())
         assert not torch.allclose(plain.predict_proba(x), expected)
+    y = torch.randint(0, 10, (5,))
+    import lightning as L
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=5)
+    (logged,) = trainer.validate(module, dataloaders=loader, verbose=False)
+    assert logged["val/loss"] == pytest.approx(F.nll_loss(expected.log(), y).item(), rel=1e-5)  # scored flip-averaged
 
 
 # --- EMA -------------------------------------------------------------------------------------------
@@ -140,7 +146,8 @@ def test_ema_weights_follow_the_formula_after_k_steps(warmup):
             else:
                 expected[k] = v.clone()
     assert ema.num_updates == 7
-    for name, value in zip(ema._names, ema._ema):
+    ema.swap_in()  # the net now holds the average
+    for name, value in net.state_dict().items():
         assert torch.allclose(value.float(), expected[name].float(), atol=1e-6), name
     ema.detach()
 
@@ -156,7 +163,10 @@ def test_ema_swaps_and_checkpoints_the_average_keeping_the_training_weights():
         net(torch.randn(8, 4)).sum().backward()
         optimizer.step()
     training = {k: v.clone() for k, v in net.state_dict().items()}
-    average = dict(zip(ema._names, [t.clone() for t in ema._ema]))
+    saved = {"state_dict": {k: v.clone() for k, v in net.state_dict().items()}}
+    ema.on_save_checkpoint(None, net, saved)
+    average = saved["state_dict"]
+    assert all(not torch.equal(average[k], training[k]) for k in training)
     for swapped in (False, True):
         if swapped:
             ema.swap_in()

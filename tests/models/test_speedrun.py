@@ -145,19 +145,24 @@ def test_tta_levels_average_the_views():
 
 def test_lookahead_update_moves_slow_weights_and_resets_the_net():
     module = small_module()
-    module.on_train_start()
-    slow = [t.clone() for t in module._slow]
-    with torch.no_grad():
-        for p in module.net.parameters():
-            p.add_(1.0)
-    module.lookahead_update(0.75)
-    fast = module._fast_weights()
-    assert all(torch.equal(s, f) for s, f in zip(module._slow, fast))  # the net holds the slow weights
-    weight = module.net.head.weight
-    index = [i for i, t in enumerate(fast) if t.data_ptr() == weight.data_ptr()][0]
-    assert torch.allclose(module._slow[index], slow[index] + 0.25)  # a quarter of the way to the moved weights
-    running = module.net.blocks[0].norm1.running_var  # buffers (batch-norm statistics) are averaged too
-    assert any(t.data_ptr() == running.data_ptr() for t in fast)
+    module.on_train_start()  # the slow weights start as the net's
+    start = {k: t.clone() for k, t in module.net.state_dict().items() if t.is_floating_point()}
+
+    def move_fast_weights() -> None:  # what the optimizer does between two lookahead updates
+        with torch.no_grad():
+            for t in module.net.state_dict().values():
+                if t.is_floating_point():
+                    t.add_(1.0)  # parameters and buffers (batch-norm statistics) alike
+
+    move_fast_weights()
+    module.lookahead_update(0.75)  # slow a quarter of the way to the moved weights; the net holds the slow weights
+    for name, t in module.net.state_dict().items():
+        if name in start:
+            assert torch.allclose(t, start[name] + 0.25), name
+    move_fast_weights()
+    module.lookahead_update(0.75)  # from the slow weights, not from the moved fast ones
+    assert torch.allclose(module.net.head.weight, start["head.weight"] + 0.5)
+    assert torch.allclose(module.net.blocks[0].norm1.running_var, start["blocks.0.norm1.running_var"] + 0.5)
 
 
 # --- through Lightning ----------------------------------------------------------------------------------------
@@ -168,9 +173,6 @@ def test_fit_whitens_freezes_schedules_and_stops_at_the_step_budget(tmp_path):
                                 num_test=16, batch_size=16, val_fraction=0.12, augment={"flip": flip})
     module = small_module(train_epochs=2.5, whiten_bias_epochs=1)
     initial = module.net.whiten.weight.detach().clone()
-    levels = []
-    level = module._tta_level
-    module._tta_level = lambda: levels.append(level()) or levels[-1]  # spy: which TTA each evaluation uses
     trainer = L.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)
@@ -184,12 +186,25 @@ def test_fit_whitens_freezes_schedules_and_stops_at_the_step_budget(tmp_path):
     assert not whiten.bias.requires_grad  # frozen after whiten_bias_epochs=1
     (augmentation,) = [t for t in dm.train_transform.transforms if isinstance(t, AlternatingFlip)]
     assert augmentation.epoch == 2  # told the epoch by the module
-    assert module._lookahead_done
+    trainer.save_checkpoint(tmp_path / "end.ckpt")  # after the last step the net holds the lookahead's slow weights
+    slow = torch.load(tmp_path / "end.ckpt", weights_only=True)["speedrun_lookahead"]["slow"]
+    net_floats = [t for t in module.net.state_dict().values() if t.is_floating_point()]
+    assert len(slow) == len(net_floats) and all(torch.equal(s, t) for s, t in zip(slow, net_floats))
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert scheduler.get_last_lr()[1] == pytest.approx(decoupled_sgd(11.5, 0.0153, 0.85, 16)[0] * 0.07)
-    assert set(levels) == {0}  # validation while training: no TTA (val_tta_level=0)
+
+    def loss_with_tta(split, level: int) -> float:
+        module.eval()
+        with torch.no_grad():
+            return F.cross_entropy(tta_logits(module, dm.transform(split.inputs), level), split.targets).item()
+
+    # validation scores without TTA (val_tta_level=0, as while training), testing with the 6 views (tta_level=2)
+    validated = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    assert validated["val/loss"] == pytest.approx(loss_with_tta(dm.val_split, 0), rel=1e-5)
+    assert loss_with_tta(dm.val_split, 0) != pytest.approx(loss_with_tta(dm.val_split, 2), rel=1e-3)
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
-    assert 0 <= test["test/acc"] <= 1 and levels[-1] == 2  # testing: the 6-view TTA
+    assert test["test/loss"] == pytest.approx(loss_with_tta(dm.test_split, 2), rel=1e-5)
+    assert 0 <= test["test/acc"] <= 1
 
 
 @pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
