@@ -24,7 +24,10 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"{path} names the model class {target!r}, which this code does not have; "
             "evaluate it with the code version that trained it."
         ) from None
-    module = module_cls(**(ckpt.get("hyper_parameters") or {}))
+    from src.models.nets.weights import without_weight_loading
+
+    # The checkpoint holds the trained weights: no pretrained download, no weights_file read.
+    module = module_cls(**without_weight_loading(ckpt.get("hyper_parameters") or {}))
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
