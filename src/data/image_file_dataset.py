@@ -62,7 +62,7 @@ class SampleAugment:
         if color_jitter:
             j = float(color_jitter)
             steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else None))
-        self.pipeline = v2.Compose(steps)
+        self.pipeline = v2.Compose(steps) if steps else None
 
     def __call__(self, path: str) -> torch.Tensor:
         from torchvision.transforms.v2.functional import pil_to_tensor
@@ -74,7 +74,7 @@ class SampleAugment:
             x = pil_to_tensor(open_image(path, self.channels, draft_size=draft))
         else:
             x = torch.from_numpy(read_image(path, self.channels, self.size))
-        return self.pipeline(x)
+        return self.pipeline(x) if self.pipeline is not None else x
 
     def __repr__(self) -> str:
         return f"SampleAugment({self.pipeline})"

@@ -71,8 +71,8 @@ def read_image(path: str | Path, channels: int, size: Sequence[int]) -> np.ndarr
     """uint8 pixels (channels, height, width) of an image file, decoded and resized by the rule above."""
     height, width = int(size[0]), int(size[1])
     image = resize_to(open_image(path, channels, draft_size=(width, height)), height, width)
-    pixels = np.asarray(image, dtype=np.uint8)
-    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    pixels = np.array(image, dtype=np.uint8)  # a writable copy (Pillow's buffer is read-only)
+    return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
 def read_images(paths: Sequence[str], channels: int, size: Sequence[int],

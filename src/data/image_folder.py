@@ -297,17 +297,17 @@ class ImageFolderDataModule(InMemoryDataModule):
                         "data.skip_bad_images=true to leave unreadable images out (they are then listed in the run "
                         "folder).")
 
-    def _read(self) -> tuple[torch.Tensor | None, list[tuple[int, str]]]:
-        """(the cached images or None on the per-sample path, the unreadable files); builds what is missing
-        when used without a Trainer (which would have called prepare_data first)."""
+    def _read(self) -> tuple[np.ndarray | None, list[tuple[int, str]]]:
+        """(the cached images, memory-mapped, or None on the per-sample path; the unreadable files); builds what
+        is missing when used without a Trainer (which would have called prepare_data first)."""
         from src.data import image_cache
 
         key = self._key()
         for attempt in range(2):
             if self.loader == "tensor":
-                cached = image_cache.read_cache(key, self.cache_dir)
+                cached = image_cache.read_cache(key, self.cache_dir, mmap=True)
                 if cached is not None:
-                    return torch.from_numpy(cached.images), cached.bad
+                    return cached.images, cached.bad
             else:
                 bad = image_cache.read_checked(key, self.cache_dir)
                 if bad is not None:
@@ -334,6 +334,8 @@ class ImageFolderDataModule(InMemoryDataModule):
 
     # --- splits -------------------------------------------------------------------------------------
     def load(self) -> tuple[Split, Split | None, Split, list[str]]:
+        """The splits, by index first (targets only), then each split's images copied out of the memory-mapped
+        cache: memory holds the decoded images once, not the cache plus its splits."""
         from src.data.stratify import check_stratifiable
 
         images, bad = self._read()
@@ -341,33 +343,33 @@ class ImageFolderDataModule(InMemoryDataModule):
             self._refuse(bad)
         if bad:
             self._report_skipped(bad)
-        skipped = {i for i, _ in bad}
-        keep = torch.tensor([i for i in range(len(self.paths)) if i not in skipped], dtype=torch.long)
-        targets = torch.tensor(self.listing.targets, dtype=torch.long)
-        inputs = images if images is not None else torch.arange(len(self.paths))
-        everything = Split(inputs, targets, list(self.listing.files))
-        parts = np.array(self.listing.parts)
-        kept = keep.numpy()
+        skipped = np.zeros(len(self.paths), dtype=bool)
+        skipped[[i for i, _ in bad]] = True
+        targets, parts = np.array(self.listing.targets, dtype=np.int64), np.array(self.listing.parts)
 
-        def part(name: str) -> Split | None:
-            index = kept[parts[kept] == name]
-            return everything.subset(torch.as_tensor(index)) if len(index) else None
+        def index_of(*names: str) -> np.ndarray:
+            return np.flatnonzero(np.isin(parts, names) & ~skipped)
 
-        train, val, test = part("train") or part("all"), part("val"), part("test")
-        require(train is not None, f"{self.root} has no readable training images.")
-        if test is None:
-            where = f"the training images of {self.root}"
-            check_stratifiable(train.targets.tolist(), self.class_names, self.test_fraction, None, "test", where)
-            rest, held = stratified_split(train.targets, self.test_fraction, self.split_seed)
-            train, test = train.subset(rest), train.subset(held)
-        if val is None:
-            where = f"the training images of {self.root}"
-            check_stratifiable(train.targets.tolist(), self.class_names, self.val_fraction, self.num_folds,
+        train, val, test = index_of("train", "all"), index_of("val"), index_of("test")
+        require(len(train) > 0, f"{self.root} has no readable training images.")
+        where = f"the training images of {self.root}"
+        if not len(test):
+            check_stratifiable(targets[train].tolist(), self.class_names, self.test_fraction, None, "test", where)
+            rest, held = stratified_split(torch.from_numpy(targets[train]), self.test_fraction, self.split_seed)
+            train, test = np.sort(train[rest.numpy()]), np.sort(train[held.numpy()])
+        if not len(val):
+            check_stratifiable(targets[train].tolist(), self.class_names, self.val_fraction, self.num_folds,
                                "validation", where)
         elif self.num_folds:
             raise UserError(f"data.num_folds carves validation folds from the training images, but {self.root} has a "
                             "val/ folder; remove it (or merge it into train/), or drop data.num_folds.")
-        return train, val, test, list(self.class_names)
+
+        def split(index: np.ndarray) -> Split:
+            inputs = torch.from_numpy(np.ascontiguousarray(images[index])) if images is not None \
+                else torch.from_numpy(index)  # the per-sample path: positions in self.paths
+            return Split(inputs, torch.from_numpy(targets[index]), [self.listing.files[i] for i in index.tolist()])
+
+        return split(train), split(val) if len(val) else None, split(test), list(self.class_names)
 
     @property
     def file_backed(self) -> bool:
@@ -403,7 +405,8 @@ class ImageFolderDataModule(InMemoryDataModule):
         from src.data.image_file_dataset import ImageFileDataset, SampleAugment
         from src.data.sample_loader import default_num_workers
 
-        augment = SampleAugment(self.channels, self.size, *self.sample_augment_args) if shuffle else None
+        wanted = shuffle and any(self.sample_augment_args)
+        augment = SampleAugment(self.channels, self.size, *self.sample_augment_args) if wanted else None
         dataset = ImageFileDataset(self.paths, split.inputs, split.targets, self.channels, self.size, transform,
                                    augment)
         workers = default_num_workers() if self.num_workers is None else self.num_workers
