@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, verbose=False)
 
     model = rebuild_module(path, ckpt)
-    data_cfg = OmegaConf.merge(run_config["data"], cfg.get("data") or {})
+    data_cfg = OmegaConf.merge(training_paths(run_config), cfg.get("data") or {})
     try:
         datamodule = build.build_datamodule(data_cfg)
     except Exception as exc:  # a data override that does not fit the stored data config
@@ -92,6 +92,21 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_test_predictions(out_dir, trainer, model, datamodule)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
+
+
+DATA_PATH_KEYS = ("root", "path", "data_dir", "cache_dir", "system_dir")  # the data configs' file and folder keys
+
+
+def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
+    """The stored data config with relative file and folder paths (`data.root=photos` as typed) made
+    absolute from the folder the training ran in (`paths.root_dir`), so any folder can evaluate it."""
+    data = dict(run_config["data"])
+    base = (run_config.get("paths") or {}).get("root_dir")
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
+        if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = str(Path(base) / value)
+    return data
 
 
 def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
