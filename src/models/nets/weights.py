@@ -114,7 +114,7 @@ def load_weights(net: nn.Module, path: str | Path, head: Sequence[str], first_co
             state[key] = adapt_input_conv(state[key], own[key].shape[1])
     counters = {k for k in own if k.endswith("num_batches_tracked")}  # BatchNorm step counters: no weights
     missing = [k for k in own if k not in state and k not in counters]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
     wrong = [f"{k} {list(state[k].shape)} vs the net's {list(own[k].shape)}" for k in own
              if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or wrong:
@@ -122,6 +122,7 @@ def load_weights(net: nn.Module, path: str | Path, head: Sequence[str], first_co
                  (("missing", missing), ("unexpected", unexpected), ("other shapes", wrong)) if keys]
         raise UserError(f"the weights in {path} do not fit {name} ({'; '.join(parts)}); pass weights saved from "
                         f"the same architecture{hint}.")
+    state = {k: v for k, v in state.items() if k in own}
     state.update({k: own[k] for k in counters if k not in state})
     net.load_state_dict(state, strict=True)
     log.info("%s: weights loaded from %s.", name, path)
