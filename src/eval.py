@@ -10,6 +10,9 @@ lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint 
     confusion_matrix.csv    rows `true_<class>`, columns `pred_<class>`
     per_class.csv           class, precision, recall, f1, support
     predictions.png         the first 50 test images titled "true:pred", wrong ones in red (image data)
+    predictions.csv         one row per test sample: sample (file, row or position), true and predicted
+                            class, loss, every class's probability
+    top_losses.png          the most confidently wrong test images, titled "true:pred:probability" (image data)
     learning_curves.png     train/validation loss and accuracy from the run's TensorBoard or CSV logs
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +60,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.runs.summary import one_line, scalar_metrics, write_metrics
 
     logging.getLogger("lightning.pytorch").propagate = False
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")  # Lightning's predict loop, torch >= 2.10
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     run_config = ckpt["run_config"]
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, verbose=False)
 
     model = rebuild_module(path, ckpt)
-    data_cfg = OmegaConf.merge(run_config["data"], cfg.get("data") or {})
+    data_cfg = OmegaConf.merge(training_paths(run_config), cfg.get("data") or {})
     try:
         datamodule = build.build_datamodule(data_cfg)
     except Exception as exc:  # a data override that does not fit the stored data config
@@ -84,8 +89,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = scalar_metrics(trainer.callback_metrics)
     write_metrics(out_dir / "metrics.json", metrics, ckpt_path=str(path.resolve()))
     write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
+    write_test_predictions(out_dir, trainer, model, datamodule)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
+
+
+DATA_PATH_KEYS = ("root", "path", "data_dir", "cache_dir", "system_dir")  # the data configs' file and folder keys
+
+
+def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
+    """The stored data config with relative file and folder paths (`data.root=photos` as typed) made
+    absolute from the folder the training ran in (`paths.root_dir`), so any folder can evaluate it."""
+    data = dict(run_config["data"])
+    base = (run_config.get("paths") or {}).get("root_dir")
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
+        if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = str(Path(base) / value)
+    return data
 
 
 def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
@@ -120,6 +141,23 @@ def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
     else:
         print(f"learning_curves.png skipped: no TensorBoard event files or CSV logs with train/val curves in "
               f"{run_dir}.", flush=True)
+
+
+def write_test_predictions(out_dir: Path, trainer, model, datamodule) -> None:
+    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py)."""
+    from src.callbacks.tensorboard_reports import class_names
+    from src.figures.plots import save_png
+    from src.inference.test_predictions import test_probabilities, top_losses_figure, write_predictions_csv
+
+    probabilities = test_probabilities(trainer, model, datamodule)
+    names = class_names(trainer, probabilities.shape[1])
+    write_predictions_csv(out_dir / "predictions.csv", datamodule.test_split, probabilities, names)
+    grid = top_losses_figure(datamodule, probabilities, names)
+    if grid is not None:
+        save_png(grid, out_dir / "top_losses.png")
+    else:
+        print("top_losses.png skipped: no test image is predicted wrong (or the data set does not hold images).",
+              flush=True)
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:

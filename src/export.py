@@ -5,9 +5,10 @@ The exported model is the net in eval mode: input the normalised batch (N, *inpu
 the logits (N, num_classes) (one logit for the binary models); the batch size is free. It is
 written next to the checkpoint (`<checkpoint name>.onnx` / `.torchscript.pt`) or to `output=FILE`,
 with `<file>.json` beside it: input shape, class names and the preprocessing (pixel range,
-mean/std) that inputs need. The check runs the file (onnxruntime for ONNX, `torch.jit.load` for
-TorchScript) on sample batches of two sizes and compares with the PyTorch net: the largest
-absolute difference is printed, and above `atol` (relative to the outputs' scale) the command fails.
+mean/std; for a table model the fitted encoding of its columns) that inputs need. The check runs
+the file (onnxruntime for ONNX, `torch.jit.load` for TorchScript) on sample batches of two sizes and
+compares with the PyTorch net: the largest absolute difference is printed, and above `atol`
+(relative to the outputs' scale) the command fails. timm models export the same way.
 """
 
 from __future__ import annotations
@@ -162,6 +163,10 @@ def write_metadata(output: Path, fmt: str, prep, ckpt_path: Path) -> None:
             "normalize": "(x / max_value - mean) / std, per channel" if prep.transform else None,
             **({k: prep.transform[k] for k in ("mean", "std", "max_value")} if prep.transform else {}),
         } if prep.is_image else {
+            "note": "table rows encoded in this order of columns: numeric ones as (x - mean) / std, each category "
+                    "of a text column as one 0/1 column (unseen categories: all zeros)",
+            "table": prep.table,
+        } if prep.is_table else {
             "note": f"{prep.data_name} features, transformed as its data module does (see data in the checkpoint)",
         },
     }

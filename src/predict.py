@@ -1,10 +1,18 @@
-"""`python -m src.predict ckpt_path=... inputs=PATH`: classify image files with a trained checkpoint.
+"""`python -m src.predict ckpt_path=... inputs=PATH`: classify image files or table rows with a trained checkpoint.
 
-PATH is one image, a folder (its image files) or a glob (`'photos/*.png'`, quoted). Every image is
-preprocessed as training preprocessed the data set, from the checkpoint alone: converted to grey or
-RGB as the model's input shape says, resized to its height x width, scaled to the data set's pixel
-range (digits 0..16, image data sets 0..255) and normalised with the training mean/std. Prints a
-table and writes `predictions.csv` (file, class, probability) into the run folder
+For an image model PATH is one image, a folder (its image files) or a glob (`'photos/*.png'`,
+quoted). Every image is preprocessed as training preprocessed the data set, from the checkpoint
+alone: decoded, converted to grey or RGB as the model's input shape says and resized to its height x
+width by the rule `data=image_folder` trains with (`src/data/image_files.py`), scaled to the data
+set's pixel range (digits 0..16, image data sets 0..255) and normalised with the training mean/std.
+The CSV has `file, class, probability`.
+
+For a model trained with `data=csv`, PATH is a CSV or Parquet file with the training features: its
+rows are encoded with the encoding fitted in training (stored in the checkpoint), and the CSV has
+`row` (0-based, header not counted), the target's column if the file has it, `class`,
+`probability` and one `p_<class>` column per class.
+
+Prints a table and writes `predictions.csv` into the run folder
 (`logs/predict/runs/<date>_<time>_<microseconds>/`) or to `output=FILE`.
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -23,29 +32,57 @@ from src.errors import exits_on_user_error, require
 log = logging.getLogger(__name__)
 
 
-def predict(cfg: DictConfig) -> list[dict[str, str | float]]:
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     import torch
 
     from src.data.preprocessing import preprocessing_of
-    from src.inference.images import find_images, load_image
     from src.inference.model import rebuild_module
     from src.runs.checkpoint import load_checkpoint
 
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     prep = preprocessing_of(ckpt, path)
     require(
-        prep.is_image,
+        prep.is_image or prep.is_table,
         f"predict takes images, but the model in {path} was trained on {prep.data_name}, whose inputs have shape "
         f"{list(prep.input_shape)} (not channels x height x width); use src.eval for such data.",
     )
-    files = find_images(str(cfg.inputs))
-    model = rebuild_module(path, ckpt)
-    device = torch.device(cfg.get("device") or "cpu")
-    model.to(device)
-
-    rows: list[dict[str, str | float]] = []
+    require(bool(str(cfg.get("inputs") or "").strip()),
+            "inputs is required: pass inputs=PATH (an image, a folder or a glob; a table file for a table model).")
     batch_size = int(cfg.get("batch_size") or 256)
     require(batch_size > 0, f"batch_size must be a positive integer, got {batch_size}.")
+    device = torch.device(cfg.get("device") or "cpu")
+    if prep.is_table:
+        from src.inference.tables import predict_table
+
+        model = rebuild_module(path, ckpt).to(device)
+        rows = predict_table(model, prep, str(cfg.inputs), batch_size, device)
+        what, key = "row(s)", "row"
+    else:
+        rows = predict_images(cfg, path, ckpt, prep, batch_size, device)
+        what, key = "image(s)", "file"
+
+    output = Path(str(cfg.output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [key, "class", "probability"])
+        writer.writeheader()
+        writer.writerows({k: f"{v:.6f}" if isinstance(v, float) and k != key else v for k, v in r.items()}
+                         for r in rows)
+    print_table(rows, int(cfg.get("show", 50)), prep.data_name, key)
+    print(f"{len(rows)} {what} classified with {path}; predictions: {output}", flush=True)
+    return rows
+
+
+def predict_images(cfg: DictConfig, path: Path, ckpt: dict, prep, batch_size: int, device) -> list[dict[str, Any]]:
+    import torch
+
+    from src.inference.images import find_images, load_image
+    from src.inference.model import rebuild_module
+
+    files = find_images(str(cfg.inputs))
+    model = rebuild_module(path, ckpt)
+    model.to(device)
+    rows: list[dict[str, Any]] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         raw = torch.stack([load_image(f, prep.input_shape, prep.max_value, bool(cfg.get("invert"))) for f in chunk])
@@ -54,28 +91,19 @@ def predict(cfg: DictConfig) -> list[dict[str, str | float]]:
         confidence, predicted = probabilities.max(dim=1)
         for file, p, index in zip(chunk, confidence.tolist(), predicted.tolist()):
             rows.append({"file": str(file), "class": prep.class_names[index], "probability": p})
-
-    output = Path(str(cfg.output))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "class", "probability"])
-        writer.writeheader()
-        writer.writerows({**r, "probability": f"{r['probability']:.6f}"} for r in rows)
-    print_table(rows, int(cfg.get("show", 50)), prep.data_name)
-    print(f"{len(rows)} image(s) classified with {path}; predictions: {output}", flush=True)
     return rows
 
 
-def print_table(rows: list[dict[str, str | float]], show: int, data_name: str) -> None:
+def print_table(rows: list[dict[str, Any]], show: int, data_name: str, key: str = "file") -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Predictions ({data_name} classes)")
-    table.add_column("file", overflow="fold")
+    table.add_column(key, overflow="fold")
     table.add_column("class")
     table.add_column("probability", justify="right")
     for row in rows[: max(show, 0)]:
-        table.add_row(str(row["file"]), str(row["class"]), f"{row['probability']:.4f}")
+        table.add_row(str(row[key]), str(row["class"]), f"{row['probability']:.4f}")
     if len(rows) > show:
         table.caption = f"... and {len(rows) - show} more in the CSV file"
     Console().print(table)

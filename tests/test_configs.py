@@ -13,6 +13,22 @@ def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
+    """The overrides a choice that reads the user's own data needs: a tiny image folder or table to read."""
+    if (group, choice) in (("data", "image_folder"), ("experiment", "finetune_image_folder")):
+        from PIL import Image
+
+        for label in ("a", "b"):
+            (tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "images" / label / f"{i}.png")
+        return [f"data.root={tmp_path / 'images'}"]
+    if (group, choice) == ("data", "csv"):
+        (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
+        return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
+    return []
+
+
 @pytest.mark.parametrize("group", ["optimizer", "scheduler", "trainer", "callbacks", "logger", "debug", "augment"])
 def test_every_choice_of_small_groups_composes(compose, group):
     for choice in choices(group):
@@ -21,8 +37,8 @@ def test_every_choice_of_small_groups_composes(compose, group):
 
 
 @pytest.mark.parametrize("experiment", choices("experiment"))
-def test_every_experiment_composes(compose, experiment):
-    cfg = compose([f"experiment={experiment}"])
+def test_every_experiment_composes(compose, experiment, tmp_path):
+    cfg = compose([f"experiment={experiment}", *own_data(tmp_path, "experiment", experiment)])
     plain(cfg)
     assert cfg.data.name and cfg.model._target_
 
@@ -69,19 +85,20 @@ def test_precision_auto_is_full_precision_on_cpu():
 
 @pytest.mark.parametrize("experiment", [None, *choices("experiment")])
 @pytest.mark.parametrize("extra", [[], ["trainer=ddp_sim", "logger=many", "scheduler=onecycle", "augment=flip_crop"]])
-def test_every_shipped_config_passes_the_schema(compose, experiment, extra):
+def test_every_shipped_config_passes_the_schema(compose, experiment, extra, tmp_path):
     from src.config.schema import validate_config
 
     overrides = ([f"experiment={experiment}"] if experiment else []) + extra
+    overrides += own_data(tmp_path, "experiment", experiment)
     validate_config(plain(compose(overrides)))
 
 
 @pytest.mark.parametrize("group,choice", [(g, c) for g in ("data", "model", "optimizer", "scheduler", "trainer",
                                                           "callbacks", "logger", "augment") for c in choices(g)])
-def test_every_group_choice_passes_the_schema(compose, group, choice):
+def test_every_group_choice_passes_the_schema(compose, group, choice, tmp_path):
     from src.config.schema import validate_config
 
-    validate_config(plain(compose([f"{group}={choice}"])))
+    validate_config(plain(compose([f"{group}={choice}", *own_data(tmp_path, group, choice)])))
 
 
 def test_shared_keys_come_from_the_base_configs(compose):

@@ -184,11 +184,16 @@ def prediction_grid(trainer: L.Trainer, pl_module: L.LightningModule, num_images
     """The grid figure of the data module's first test images, or None for non-image data."""
     datamodule = trainer.datamodule
     split = getattr(datamodule, "test_split", None)
-    if split is None or split.inputs.ndim != 4 or len(split) == 0:
+    if split is None or len(split) == 0:
         return None
     from src.figures.plots import as_display_images, prediction_grid_figure
 
-    raw, targets = split.inputs[:num_images], split.targets[:num_images]
+    index = torch.arange(min(num_images, len(split)))
+    show = getattr(datamodule, "display_inputs", None)  # images read from files on the per-sample path
+    raw = show(split, index) if callable(show) else split.inputs[:num_images]
+    if raw.ndim != 4:
+        return None
+    targets = split.targets[:num_images]
     predictions = predict_classes(pl_module, raw, getattr(datamodule, "transform", None), trainer)
     transform = getattr(datamodule, "transform", None)
     max_value = getattr(transform, "max_value", None) or (255.0 if raw.dtype == torch.uint8 else None)

@@ -17,3 +17,21 @@ if not OmegaConf.has_resolver("pid"):
     import os
 
     OmegaConf.register_new_resolver("pid", os.getpid)
+
+if not OmegaConf.has_resolver("image_folder"):
+    # `num_classes: ${image_folder:num_classes}`: read off the image folder and the data node's own settings.
+    def _image_folder(key: str, *, _parent_):
+        from src.data.image_folder import config_value
+
+        return config_value(key, _parent_)
+
+    OmegaConf.register_new_resolver("image_folder", _image_folder)
+
+if not OmegaConf.has_resolver("table"):
+    # `input_shape: ${table:input_shape}`: the encoded width of a CSV/Parquet table with the data node's settings.
+    def _table(key: str, *, _parent_):
+        from src.data.csv_table import config_value
+
+        return config_value(key, _parent_)
+
+    OmegaConf.register_new_resolver("table", _table)

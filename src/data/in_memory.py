@@ -21,20 +21,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Split:
-    """One split of a data set: inputs (N, *input_shape) and integer class targets (N,)."""
+    """One split of a data set: inputs (N, *input_shape) and integer class targets (N,); optionally
+    each sample's name (an image's file, a table's row), which reports such as `predictions.csv` show."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def subset(self, index: Sequence[int] | torch.Tensor) -> Split:
         index = torch.as_tensor(index, dtype=torch.long)
-        return Split(self.inputs[index], self.targets[index])
+        names = [self.names[i] for i in index.tolist()] if self.names is not None else None
+        return Split(self.inputs[index], self.targets[index], names)
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.inputs.to(device), self.targets.to(device))
+        return Split(self.inputs.to(device), self.targets.to(device), self.names)
 
 
 def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,6 +166,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         """A batched transform fitted on the training split (default: none)."""
         return None
 
+    def encode_splits(self, train: Split, val: Split, test: Split) -> tuple[Split, Split, Split]:
+        """The splits once validation is carved, turned into model inputs with statistics of the
+        training split (default: unchanged; a table one-hot encodes and standardises here)."""
+        return train, val, test
+
+    def display_inputs(self, split: Split, index: torch.Tensor) -> torch.Tensor:
+        """The raw inputs of `split` at `index` as figures show them (images: uint8 (n, C, H, W))."""
+        return split.inputs[index.to(split.inputs.device)]
+
     def build_augmentations(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Batched training-only augmentations from `augment` ({name: `_target_` config}, in order;
         a null entry is off), applied after normalisation to float batches (N, C, H, W)."""
@@ -186,6 +198,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         elif val is None:
             keep, held = stratified_split(train.targets, self.val_fraction, self.split_seed)
             train, val = train.subset(keep), train.subset(held)
+        train, val, test = self.encode_splits(train, val, test)
         for split_name, split in (("train", train), ("val", val), ("test", test)):
             self._check(split_name, split)
         self.transform = self.make_transform(train)
@@ -241,10 +254,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         # that RNG before the loaders exist and must still replay the same data order.
         seed = int(os.environ.get("PL_GLOBAL_SEED", self.split_seed)) if shuffle else 0
         if self.loader == "dataloader":
-            from src.data.sample_loader import sample_loader
-
-            return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform or self.transform,
-                                 self.num_workers, self.pin_memory, seed)
+            return self.sample_loader(split, shuffle, transform or self.transform, seed)
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return TensorBatchLoader(
@@ -252,6 +262,15 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
             steps_per_call=steps_per_call, limit_steps=limit_steps,
         )
+
+    def sample_loader(self, split: Split, shuffle: bool, transform: Callable[[torch.Tensor], torch.Tensor] | None,
+                      seed: int):
+        """The per-sample `DataLoader` of `data.loader=dataloader` (a data set whose samples are read
+        from files while training overrides this)."""
+        from src.data.sample_loader import sample_loader
+
+        return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform, self.num_workers,
+                             self.pin_memory, seed)
 
     def _target_device(self, *splits: Split) -> torch.device:
         """`data.device`, else the training device; on a GPU only if the splits take at most

@@ -1,7 +1,8 @@
 """Preprocess new inputs exactly as training did, from the checkpoint file alone.
 
 The data module's `state_dict()` (class names and the fitted input transform, e.g. `Normalize`
-mean/std/max_value) is stored by Lightning in every checkpoint under the data module's class name.
+mean/std/max_value; for a table, its fitted encoding) is stored by Lightning in every checkpoint
+under the data module's class name.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Preprocessing:
     input_shape: tuple[int, ...]
     class_names: list[str]
     transform: dict[str, Any] | None  # Normalize(**transform); None: raw pixel values
+    table: dict[str, Any] | None = None  # a table's fitted encoding (TableEncoder.state() and the target's name)
 
     @property
     def max_value(self) -> float:
@@ -32,6 +34,10 @@ class Preprocessing:
     @property
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
+
+    @property
+    def is_table(self) -> bool:
+        return self.table is not None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transform:
@@ -60,7 +66,7 @@ def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
         state = _state_from_data(data_cfg)
     num_classes = int(data_cfg.get("num_classes") or len(state.get("class_names") or []))
     names = [str(n) for n in state.get("class_names") or range(num_classes)]
-    return Preprocessing(name, input_shape, names, state.get("transform"))
+    return Preprocessing(name, input_shape, names, state.get("transform"), state.get("table"))
 
 
 def _state_from_data(data_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -117,9 +117,10 @@ def as_display_images(images: torch.Tensor, max_value: float | None = None) -> n
 
 def prediction_grid_figure(
     images: np.ndarray, targets: Sequence[int], predictions: Sequence[int], class_names: Sequence[str],
-    ncols: int = 10, title: str | None = None,
+    ncols: int = 10, title: str | None = None, suffixes: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid of images titled "true:pred"; wrong predictions get a red bold title and a red frame.
+    """A grid of images titled "true:pred" (plus `suffixes[k]`, e.g. ":0.97"); wrong predictions get a red
+    bold title and a red frame.
 
     One axes holds every tile (placed by `extent`): far faster to draw than one axes per image.
     """
@@ -129,7 +130,9 @@ def prediction_grid_figure(
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
     names = [str(c) for c in class_names]
-    longest = max((len(names[t]) + len(names[p]) + 1 for t, p in zip(targets, predictions)), default=3)
+    suffixes = list(suffixes) if suffixes is not None else [""] * n
+    longest = max((len(names[t]) + len(names[p]) + 1 + len(e) for t, p, e in zip(targets, predictions, suffixes)),
+                  default=3)
     two_lines = longest > 22
     label_h = 0.42 if two_lines else 0.24  # room above each tile for its title, in tile heights
     gap = 0.12
@@ -150,7 +153,7 @@ def prediction_grid_figure(
         image = images[k]
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest",
                   extent=(x0, x0 + 1, y0 + 1, y0))
-        label = f"{names[t]}:{names[p]}" if not two_lines else f"{names[t]}:\n{names[p]}"
+        label = f"{names[t]}:{names[p]}{suffixes[k]}" if not two_lines else f"{names[t]}:\n{names[p]}{suffixes[k]}"
         ax.text(x0 + 0.5, y0 - 0.04, label, ha="center", va="bottom", fontsize=10 if longest <= 12 else 8,
                 color=RIGHT if ok else WRONG, fontweight="normal" if ok else "bold")
         if not ok:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
+from src.data.image_files import IMAGE_SUFFIXES, BadImageError, read_image
 from src.errors import UserError, require
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+__all__ = ["IMAGE_SUFFIXES", "find_images", "load_image"]
 
 
 def find_images(spec: str) -> list[Path]:
@@ -36,25 +37,16 @@ def find_images(spec: str) -> list[Path]:
 
 def load_image(path: Path, input_shape: Sequence[int], max_value: float = 255.0, invert: bool = False) -> torch.Tensor:
     """One image file as a (C, H, W) float tensor in the training data's pixel range [0, max_value]:
-    converted to grey or RGB as C says, resized to H x W (area averaging when shrinking, bilinear
-    when enlarging), optionally inverted (dark ink on white paper -> the digits' white on black)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
+    decoded, converted to grey or RGB as C says and resized to H x W by the rule `data=image_folder`
+    trains with (`src.data.image_files.read_image`), optionally inverted (dark ink on white paper ->
+    the digits' white on black)."""
     channels, height, width = (int(d) for d in input_shape)
     require(channels in (1, 3), f"the model takes images with {channels} channels; predict reads 1 (grey) or 3 (RGB).")
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = image.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"{path} is not a readable image ({type(exc).__name__}); pass PNG, JPEG or other image files.")\
-            from None
-    if image.size != (width, height):
-        shrink = image.width >= width and image.height >= height
-        image = image.resize((width, height), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, dtype=np.float32)
+        pixels = read_image(path, channels, (height, width)).astype("float32")
+    except BadImageError as exc:
+        raise UserError(f"{path} is not a readable image ({exc.reason.split(':')[0]}); pass PNG, JPEG or other image "
+                        "files.") from exc
     if invert:
         pixels = 255.0 - pixels
-    x = torch.from_numpy(pixels / 255.0 * float(max_value))
-    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
+    return torch.from_numpy(pixels / 255.0 * float(max_value))

@@ -29,7 +29,10 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"{path} names the model class {target!r}, which this code does not have; "
             "evaluate it with the code version that trained it."
         ) from exc
-    hparams = ckpt.get("hyper_parameters") or {}
+    from src.models.nets.weights import without_weight_loading
+
+    # The checkpoint holds the trained weights: no pretrained download, no weights_file read.
+    hparams = without_weight_loading(ckpt.get("hyper_parameters") or {})
     try:
         inspect.signature(module_cls).bind(**hparams)
     except TypeError as exc:  # a stored argument this code's constructor does not take, or one it lacks

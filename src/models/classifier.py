@@ -30,7 +30,7 @@ from src.models.recipes import (
 )
 
 RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")
-OPTIONAL_KEYS = (*RECIPE_KEYS, "steps_per_call")  # arguments a subclass's constructor may leave out
+OPTIONAL_KEYS = (*RECIPE_KEYS, "steps_per_call", "finetune")  # arguments a subclass's constructor may leave out
 
 
 def build_net(net: dict[str, Any]) -> nn.Module:
@@ -114,6 +114,7 @@ class ClassificationModule(L.LightningModule):
         cutmix_alpha: float = 0.0,
         tta_flip: bool = False,
         steps_per_call: int = 1,
+        finetune: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # A subclass whose constructor does not take the recipe options (BinaryClassificationModule,
@@ -128,6 +129,9 @@ class ClassificationModule(L.LightningModule):
         self._recipes = {"label_smoothing": label_smoothing, "mixup_alpha": mixup_alpha,
                          "cutmix_alpha": cutmix_alpha, "tta_flip": tta_flip}
         self._check_hparams()
+        from src.models.finetune import check_finetune
+
+        self.finetune = check_finetune(finetune, scheduler)  # model.finetune (src/models/finetune.py)
         self.net = build_net(net)
         self.num_classes = num_classes
         self.label_smoothing = float(label_smoothing)
@@ -378,6 +382,14 @@ class ClassificationModule(L.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.predict_proba(x)
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """`model.finetune.freeze_epochs=N`: the callback that freezes the backbone for N epochs."""
+        if not self.finetune["freeze_epochs"]:
+            return []
+        from src.callbacks.finetune import FreezeBackbone
+
+        return [FreezeBackbone(self.finetune["freeze_epochs"])]
+
     # --- optimisation --------------------------------------------------------------------------
     def planned_optimizer_steps(self) -> int | float:
         """Optimizer steps of the whole run (e.g. OneCycleLR's `total_steps`), whatever steps_per_call."""
@@ -390,7 +402,12 @@ class ClassificationModule(L.LightningModule):
 
         optimizer_cfg = dict(self.hparams.optimizer)
         decay_bias_and_norm = optimizer_cfg.pop("decay_bias_and_norm", True)
-        optimizer = instantiate(optimizer_cfg)(params=optimizer_parameters(self, decay_bias_and_norm))
+        params = optimizer_parameters(self, decay_bias_and_norm)
+        if self.finetune["backbone_lr_scale"] != 1:
+            from src.models.finetune import scale_backbone_lr
+
+            params = scale_backbone_lr(params, self.net, optimizer_cfg["lr"], self.finetune["backbone_lr_scale"])
+        optimizer = instantiate(optimizer_cfg)(params=params)
         scheduler = build_scheduler(self.hparams.scheduler, optimizer, total_steps=self.planned_optimizer_steps)
         if scheduler is None:
             return optimizer

@@ -6,6 +6,11 @@ the identity easily and gradients reach the early layers. Stems: "imagenet" is t
 without max-pool, the usual CIFAR variant, which keeps enough resolution for 28-32 px images;
 "auto" picks "small" below 64 px. In Bottleneck the stride sits on the 3x3 conv ("ResNet v1.5").
 With padded, strided convolutions every stage maps >= 1 px to >= 1 px, so any image size works.
+
+`weights_file=PATH` starts the net from a state dict: one of this project's ResNets, or torchvision's
+(`torchvision.models.resnet18().state_dict()`, ImageNet weights included) with `stem="imagenet"`,
+whose layout is torchvision's exactly apart from the stem's names (`conv1`, `bn1` here `stem.0`,
+`stem.1`). A different class count re-initialises `fc`; grey images adapt the RGB stem.
 """
 
 from __future__ import annotations
@@ -156,21 +161,52 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def resnet18(input_shape: Sequence[int], num_classes: int, stem: str = "auto") -> ResNet:
+def from_torchvision_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A torchvision ResNet state dict with this file's names: `conv1.*` -> `stem.0.*`, `bn1.*` -> `stem.1.*`
+    (the blocks, downsample shortcuts and `fc` are named alike); other state dicts are returned as they are."""
+    if "conv1.weight" not in state:
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for old, new in (("conv1.", "stem.0."), ("bn1.", "stem.1.")):
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def _build(block: type[BasicBlock | Bottleneck], layers: Sequence[int], input_shape: Sequence[int], num_classes: int,
+           stem: str, name: str, weights_file: str | None) -> ResNet:
+    net = ResNet(block, layers, input_shape, num_classes, stem=stem, name=name)
+    if weights_file:
+        from src.models.nets.weights import load_weights
+
+        hint = "; torchvision's ResNet weights need model.net.stem=imagenet" if net.stem_kind != "imagenet" else ""
+        load_weights(net, weights_file, head=["fc"], first_conv=["stem.0"], rename=from_torchvision_names,
+                     name=name, hint=hint)
+    return net
+
+
+def resnet18(input_shape: Sequence[int], num_classes: int, stem: str = "auto",
+             weights_file: str | None = None) -> ResNet:
     """ResNet-18: BasicBlocks [2, 2, 2, 2], 512 features before the fc layer."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], input_shape, num_classes, stem=stem, name="resnet18")
+    return _build(BasicBlock, [2, 2, 2, 2], input_shape, num_classes, stem, "resnet18", weights_file)
 
 
-def resnet34(input_shape: Sequence[int], num_classes: int, stem: str = "auto") -> ResNet:
+def resnet34(input_shape: Sequence[int], num_classes: int, stem: str = "auto",
+             weights_file: str | None = None) -> ResNet:
     """ResNet-34: BasicBlocks [3, 4, 6, 3], 512 features before the fc layer."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], input_shape, num_classes, stem=stem, name="resnet34")
+    return _build(BasicBlock, [3, 4, 6, 3], input_shape, num_classes, stem, "resnet34", weights_file)
 
 
-def resnet50(input_shape: Sequence[int], num_classes: int, stem: str = "auto") -> ResNet:
+def resnet50(input_shape: Sequence[int], num_classes: int, stem: str = "auto",
+             weights_file: str | None = None) -> ResNet:
     """ResNet-50: Bottlenecks [3, 4, 6, 3], 2048 features before the fc layer."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], input_shape, num_classes, stem=stem, name="resnet50")
+    return _build(Bottleneck, [3, 4, 6, 3], input_shape, num_classes, stem, "resnet50", weights_file)
 
 
-def resnet101(input_shape: Sequence[int], num_classes: int, stem: str = "auto") -> ResNet:
+def resnet101(input_shape: Sequence[int], num_classes: int, stem: str = "auto",
+              weights_file: str | None = None) -> ResNet:
     """ResNet-101: Bottlenecks [3, 4, 23, 3], 2048 features before the fc layer."""
-    return ResNet(Bottleneck, [3, 4, 23, 3], input_shape, num_classes, stem=stem, name="resnet101")
+    return _build(Bottleneck, [3, 4, 23, 3], input_shape, num_classes, stem, "resnet101", weights_file)
