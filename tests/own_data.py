@@ -106,3 +106,19 @@ def user_error(pattern: str) -> Iterator[None]:
     error = explain(info.value)
     assert error is not None, repr(info.value)
     assert re.search(pattern, str(error)), str(error)
+
+
+def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
+    """The overrides a choice that reads the user's own data needs: a tiny image folder or table to read."""
+    if (group, choice) in (("data", "image_folder"), ("experiment", "finetune_image_folder")):
+        from PIL import Image
+
+        for label in ("a", "b"):
+            (tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "images" / label / f"{i}.png")
+        return [f"data.root={tmp_path / 'images'}"]
+    if (group, choice) == ("data", "csv"):
+        (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
+        return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
+    return []

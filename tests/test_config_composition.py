@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.own_data import own_data
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "composed_configs.json"
@@ -29,7 +31,22 @@ DELIBERATE_CHANGES: dict[tuple[str, str, str], Any] = {
     **{(f"model={name}", "model", "net.classifier_width"): None for name in VGG},
     ("model=alexnet", "model", "net.stem"): "auto",
     ("model=alexnet", "model", "net.hidden"): None,
+    # The ResNets can start from a state dict on disk (this project's, or torchvision's with stem=imagenet).
+    **{(f"model={name}", "model", "net.weights_file"): None for name in ("resnet", "resnet18", "resnet34", "resnet50",
+                                                                         "resnet101")},
 }
+# Every model of ClassificationModule gained the fine-tuning options (model.finetune, base/classifier.yaml).
+FINETUNE_DEFAULTS = {"freeze_epochs": 0, "backbone_lr_scale": 1.0}
+CLASSIFIER = "src.models.classifier.ClassificationModule"
+
+
+def with_deliberate_changes(golden: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for (entry, node, dotted), value in DELIBERATE_CHANGES.items():
+        _set(golden[entry][node], dotted, value)
+    for nodes in golden.values():
+        if nodes["model"].get("_target_") == CLASSIFIER:
+            nodes["model"].setdefault("finetune", dict(FINETUNE_DEFAULTS))
+    return golden
 
 
 def choices(group: str) -> list[str]:
@@ -59,7 +76,9 @@ def composed_nodes(root: Path) -> dict[str, dict[str, Any]]:
     nodes = {}
     try:
         for entry in entries:
-            cfg = compose_run_config([entry, f"paths.root_dir={root}"], root / "run", cwd=root)
+            group, choice = entry.split("=")
+            cfg = compose_run_config([entry, *own_data(root, group, choice), f"paths.root_dir={root}"], root / "run",
+                                     cwd=root)
             nodes[entry] = _neutral({"data": plain(cfg.data), "model": plain(cfg.model)}, str(root))
     finally:
         GlobalHydra.instance().clear()
@@ -80,10 +99,7 @@ def now(tmp_path_factory) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, dict[str, Any]]:
-    golden = json.loads(GOLDEN.read_text())
-    for (entry, node, dotted), value in DELIBERATE_CHANGES.items():
-        _set(golden[entry][node], dotted, value)
-    return golden
+    return with_deliberate_changes(json.loads(GOLDEN.read_text()))
 
 
 def test_every_choice_is_in_the_golden_file(now, expected):

@@ -5,28 +5,13 @@ from pathlib import Path
 import pytest
 
 from src.config.build import build_datamodule, build_module, plain, resolve_precision
+from tests.own_data import own_data
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
-    """The overrides a choice that reads the user's own data needs: a tiny image folder or table to read."""
-    if (group, choice) in (("data", "image_folder"), ("experiment", "finetune_image_folder")):
-        from PIL import Image
-
-        for label in ("a", "b"):
-            (tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
-            for i in range(4):
-                Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "images" / label / f"{i}.png")
-        return [f"data.root={tmp_path / 'images'}"]
-    if (group, choice) == ("data", "csv"):
-        (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
-        return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
-    return []
 
 
 @pytest.mark.parametrize("group", ["optimizer", "scheduler", "trainer", "callbacks", "logger", "debug", "augment"])
