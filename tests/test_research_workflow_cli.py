@@ -40,7 +40,7 @@ def test_typed_config_rejects_typos_types_and_ranges_before_loading_data(cli, ar
 def test_help_lists_the_groups_and_their_choices(cli):
     result = cli("src.train", "--help")
     assert result.returncode == 0
-    for line in ("model: alexnet, deep_mlp, googlenet", "data: cifar10, cifar100, digits", "trainer: cpu, ddp"):
+    for line in ("model: alexnet, deep_mlp, googlenet", "data: cifar10, cifar100, csv, digits", "trainer: cpu, ddp"):
         assert line in result.stdout
 
 
