@@ -18,12 +18,19 @@ if not OmegaConf.has_resolver("pid"):
 
     OmegaConf.register_new_resolver("pid", os.getpid)
 
+
+
+def as_node(value):
+    """A list as a ListConfig: OmegaConf can then also resolve it in place (`--cfg job --resolve`)."""
+    return OmegaConf.create(value) if isinstance(value, list) else value
+
+
 if not OmegaConf.has_resolver("image_folder"):
     # `num_classes: ${image_folder:num_classes}`: read off the image folder and the data node's own settings.
     def _image_folder(key: str, *, _parent_):
         from src.data.image_folder import config_value
 
-        return config_value(key, _parent_)
+        return as_node(config_value(key, _parent_))
 
     OmegaConf.register_new_resolver("image_folder", _image_folder)
 
@@ -32,6 +39,6 @@ if not OmegaConf.has_resolver("table"):
     def _table(key: str, *, _parent_):
         from src.data.csv_table import config_value
 
-        return config_value(key, _parent_)
+        return as_node(config_value(key, _parent_))
 
     OmegaConf.register_new_resolver("table", _table)
