@@ -54,6 +54,7 @@ def common(**overrides) -> dict:
 
 def check_splits(dm, train_images: np.ndarray, train_labels, test_images: np.ndarray, test_labels) -> None:
     """Train + val hold exactly the training images (with their labels); test is the test split in order."""
+    dm.prepare_data()
     dm.setup()
     assert dm.train_split.inputs.dtype == torch.uint8
     assert torch.equal(dm.test_split.inputs, torch.from_numpy(test_images))
@@ -111,9 +112,10 @@ def test_mnist_reads_idx_files_from_the_raw_folder(tmp_path, idx_data):
 def test_mnist_unzips_gz_files_left_in_the_raw_folder(tmp_path, idx_data):
     write_idx(tmp_path / "MNIST" / "raw", *idx_data, compress=True)
     dm = MNISTDataModule(data_dir=str(tmp_path), name="mnist", input_shape=[1, 28, 28], **common())
+    dm.prepare_data()
+    assert all((tmp_path / "MNIST" / "raw" / name).is_file() for name in IDX_FILES)
     dm.setup()
     assert len(dm.test_split) == 5
-    assert all((tmp_path / "MNIST" / "raw" / name).is_file() for name in IDX_FILES)
 
 
 def test_fashion_mnist_copies_from_the_system_folder(tmp_path, idx_data):
@@ -256,7 +258,7 @@ def test_missing_files_offline_give_one_sentence_naming_files_and_folder(tmp_pat
     kw = dict(system_dir=None) if issubclass(cls, MNISTDataModule) else {}
     dm = cls(data_dir=str(tmp_path), name="x", input_shape=shape, **common(download=True), **kw)
     with pytest.raises(UserError) as info:
-        dm.setup()
+        dm.prepare_data()  # the download happens here, once per node
     message = str(info.value)
     assert message.startswith(start.format(root=tmp_path) + " and could not be downloaded (offline?): put ")
     assert names in message and message.endswith(", or run once with network access.")
@@ -266,6 +268,7 @@ def test_missing_files_offline_give_one_sentence_naming_files_and_folder(tmp_pat
 def test_missing_files_without_download_say_so(tmp_path):
     dm = CIFAR10DataModule(data_dir=str(tmp_path), name="cifar10", input_shape=[3, 32, 32], **common())
     expected = r"data\.download is false: put cifar-10-python\.tar\.gz .* data\.download=true\."
+    dm.prepare_data()  # nothing to extract, nothing to download
     with pytest.raises(UserError, match=expected):
         dm.setup()
 
@@ -282,6 +285,7 @@ def test_real_fashion_mnist_loads_offline_from_the_debian_package(tmp_path):
     dm = FashionMNISTDataModule(data_dir=str(tmp_path), system_dir=str(FASHION_SYSTEM_DIR), name="fashion_mnist",
                                 num_classes=10, input_shape=[1, 28, 28], mean=[0.2860], std=[0.3530],
                                 batch_size=128, download=False)
+    dm.prepare_data()
     dm.setup()
     assert (len(dm.train_split), len(dm.val_split), len(dm.test_split)) == (54_000, 6_000, 10_000)
     assert dm.class_names[0] == "T-shirt/top" and dm.class_names[-1] == "Ankle boot"
