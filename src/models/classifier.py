@@ -97,6 +97,7 @@ class ClassificationModule(L.LightningModule):
         self.steps_per_call = 1
         self.curves_to_loggers = True  # False while a StepHistory callback logs the curves per N steps
         self.last_train_step: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (loss, correct, count)
+        self._train_sums_to_restore: dict[str, Any] | None = None  # from a checkpoint, until training starts
         # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
         input_shape = net.get("input_shape")
         if input_shape:
@@ -202,6 +203,13 @@ class ClassificationModule(L.LightningModule):
                 "trainer.accumulate_grad_batches cannot be combined with data.steps_per_call > 1; "
                 "set one of them to 1.",
             )
+
+    def on_train_start(self) -> None:
+        sums, self._train_sums_to_restore = self._train_sums_to_restore, None
+        if sums:  # resumed: the checkpoint's epoch continues (a new epoch resets them in on_train_epoch_start)
+            self._train_loss_sum = sums["loss"].to(self.device)
+            self._train_correct = sums["correct"].to(self.device)
+            self._train_count = int(sums["count"])
 
     def on_train_epoch_start(self) -> None:
         self._reset_train_sums()
@@ -374,9 +382,13 @@ class ClassificationModule(L.LightningModule):
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        # The epoch's running train sums: a run resumed mid-epoch logs that epoch's train/loss over all its batches.
+        checkpoint["train_epoch_sums"] = {"loss": self._train_loss_sum.detach().cpu(),
+                                          "correct": self._train_correct.cpu(), "count": self._train_count}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_acc_best = float(checkpoint.get("val_acc_best", 0.0))
+        self._train_sums_to_restore = checkpoint.get("train_epoch_sums")  # set on the device in on_train_start
         states = checkpoint.get("rng_states") or {}
         if "torch" in states:
             torch.set_rng_state(states["torch"])
