@@ -76,9 +76,10 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        if not isinstance(cause, MisconfigurationException):
+        if not isinstance(cause, (MisconfigurationException, ValueError)):
             raise
-        reason = str(cause).strip().splitlines()[0].rstrip(".!") if str(cause).strip() else type(cause).__name__
+        text = str(cause).strip()
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".!") if text else type(cause).__name__  # its first sentence
         raise UserError(f"the Lightning Trainer refused these trainer.* settings ({reason}); "
                         "change the trainer.* value it names, or pick another trainer=... config.") from exc
 
