@@ -292,3 +292,65 @@ def test_real_fashion_mnist_loads_offline_from_the_debian_package(tmp_path):
     assert torch.bincount(dm.test_split.targets).tolist() == [1000] * 10
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (128, 1, 28, 28) and abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
+
+
+# --- prepare_data() writes, setup() only reads ---------------------------------------------------
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def cifar10_archive(data: Path, reference: Path, monkeypatch) -> None:
+    """`cifar-10-python.tar.gz` in `data`, packed from the batches written to `reference` (md5 sums pinned)."""
+    import tarfile
+
+    folder = reference / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    train, test = tiny_images(8, (32, 32, 3), seed=12), tiny_images(4, (32, 32, 3), seed=13)
+    for b, (start, stop) in enumerate([(0, 2), (2, 4), (4, 6), (6, 7), (7, 8)]):
+        part = {"data": cifar_rows(train[start:stop]), "labels": labels(8)[start:stop].tolist()}
+        dump(folder / f"data_batch_{b + 1}", part)
+    dump(folder / "test_batch", {"data": cifar_rows(test), "labels": labels(4).tolist()})
+    dump(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
+    pin_md5(monkeypatch, tvd.CIFAR10, folder)
+    data.mkdir(parents=True)
+    with tarfile.open(data / "cifar-10-python.tar.gz", "w:gz") as archive:
+        archive.add(folder, arcname="cifar-10-batches-py")
+
+
+def test_prepare_data_makes_the_files_and_setup_only_reads_them(tmp_path, idx_data, monkeypatch):
+    write_idx(tmp_path / "debian", *idx_data, compress=True)
+    cifar10_archive(tmp_path / "cifar", tmp_path / "reference", monkeypatch)
+    modules = [
+        (FashionMNISTDataModule(data_dir=str(tmp_path / "fmnist"), system_dir=str(tmp_path / "debian"), name="f",
+                                input_shape=[1, 28, 28], **common()), tmp_path / "fmnist" / "FashionMNIST" / "raw"),
+        (CIFAR10DataModule(data_dir=str(tmp_path / "cifar"), name="c", input_shape=[3, 32, 32], **common()),
+         tmp_path / "cifar" / "cifar-10-batches-py"),
+    ]
+    for dm, readable in modules:
+        dm.prepare_data()
+        assert readable.is_dir() and len(list(readable.iterdir())) >= 4, readable
+        before = snapshot(Path(dm.data_dir))
+        dm.setup()
+        assert len(dm.test_split) in (4, 5)
+        assert snapshot(Path(dm.data_dir)) == before  # nothing written, nothing touched
+        assert not [p for p in Path(dm.data_dir).rglob(".*")]  # no temporary file left
+
+
+def test_setup_without_prepare_data_writes_nothing(tmp_path, idx_data):
+    write_idx(tmp_path / "debian", *idx_data, compress=True)
+    dm = FashionMNISTDataModule(data_dir=str(tmp_path / "fresh"), system_dir=str(tmp_path / "debian"), name="f",
+                                input_shape=[1, 28, 28], **common())
+    with pytest.raises(UserError, match="Fashion-MNIST is not in"):
+        dm.setup()
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_an_archive_that_cannot_be_extracted_leaves_no_half_folder(tmp_path, monkeypatch):
+    cifar10_archive(tmp_path / "cifar", tmp_path / "reference", monkeypatch)
+    archive = tmp_path / "cifar" / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:2000])  # cut short, as a download interrupted
+    dm = CIFAR10DataModule(data_dir=str(tmp_path / "cifar"), name="c", input_shape=[3, 32, 32], **common())
+    with pytest.raises(UserError, match="CIFAR-10 files in .* could not be read"):
+        dm.prepare_data()
+    assert sorted(p.name for p in (tmp_path / "cifar").iterdir()) == ["cifar-10-python.tar.gz"]
