@@ -40,7 +40,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     from src.config.tree import print_config_tree
     from src.runs.checkpoint import load_checkpoint
     from src.runs.record import run_record
-    from src.runs.resume import COMPOSITION_KEY, check_resumable, composition_of, resolve_resume_path
+    from src.runs.resume import COMPOSITION_KEY, check_resumable, composition_of, keep_csv_logs, resolve_resume_path
     from src.runs.summary import one_line, scalar_metrics, write_metrics
     from src.training.tuner import tune
 
@@ -53,6 +53,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
         resumed_from, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)))
         check_resumable(run_config, ckpt["run_config"], resumed_from)
         composition = composition or ckpt.get(COMPOSITION_KEY)
+        resumed_step = ckpt.get("global_step", "unknown")
         del ckpt
     composition = composition or composition_of(cfg) or {"choices": {}, "overrides": []}
     out_dir = Path(cfg.paths.output_dir)
@@ -72,12 +73,15 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resumed_from:
             print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
+            keep_csv_logs(loggers, resumed_step)
 
     if cfg.train:
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed_from) if resumed_from else None)
         except SIGTERMException:  # Lightning's exit is code 0; a scheduler must see that the job was stopped
-            sys.exit(143)
+            from src.callbacks.interruption import exit_code_of_stop
+
+            sys.exit(exit_code_of_stop())
         except RuntimeError as exc:
             if resumed_from and "Error(s) in loading state_dict" in str(exc):
                 raise UserError(

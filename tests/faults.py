@@ -1,6 +1,7 @@
-"""Fault injection for the CLI tests: a callback that sends its own process SIGTERM at exact moments.
+"""Fault injection for the CLI tests: a callback that sends its own process a signal at exact moments.
 
-Added to a run as `+callbacks.sigterm._target_=tests.faults.SigtermAt` with `moments` and `done_dir`:
+Added to a run as `+callbacks.signal._target_=tests.faults.SignalAt` with `moments` and `done_dir`
+(and `signal`: SIGTERM, the default, or SIGINT as Ctrl-C sends it):
 each moment is `epoch_end@E` (after training epoch E ended), `train_batch@E:B` (after training batch
 B of epoch E) or `val_batch@E:B` (after validation batch B of epoch E, not the sanity check). A
 process sends at most one signal, at the first moment it reaches that no process has taken yet
@@ -11,16 +12,17 @@ goes on, and the next resumption is interrupted at the next moment.
 from __future__ import annotations
 
 import os
-import signal
+import signal as signal_module
 from pathlib import Path
 
 import lightning as L
 
 
-class SigtermAt(L.Callback):
-    def __init__(self, moments: list[str], done_dir: str) -> None:
+class SignalAt(L.Callback):
+    def __init__(self, moments: list[str], done_dir: str, signal: str = "SIGTERM") -> None:
         self.moments = [str(m) for m in moments]
         self.done_dir = Path(done_dir)
+        self.signal = getattr(signal_module, signal)
         self.sent = False
 
     def _reached(self, moment: str) -> None:
@@ -30,7 +32,7 @@ class SigtermAt(L.Callback):
         self.done_dir.mkdir(parents=True, exist_ok=True)
         marker.touch()
         self.sent = True
-        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler notes it; the loop stops at its next check
+        os.kill(os.getpid(), self.signal)  # noted by a handler; the loops stop at their next check
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._reached(f"epoch_end@{trainer.current_epoch}")

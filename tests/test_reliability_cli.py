@@ -53,7 +53,7 @@ def test_resume_rejects_changing_the_composition(cli):
                   "a resumed run keeps its configuration, so 'model=softmax_regression' cannot change it")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 1), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interruption_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(

@@ -32,8 +32,8 @@ def test_sigterm_at_three_moments_then_resume_gives_the_uninterrupted_metrics(cl
     (straight_run,) = straight.run_dirs()
     expected = metrics_of(straight_run)
 
-    faults = ["+callbacks.sigterm._target_=tests.faults.SigtermAt", f"+callbacks.sigterm.moments=[{','.join(MOMENTS)}]",
-              f"+callbacks.sigterm.done_dir={tmp_path / 'signals_sent'}"]
+    faults = ["+callbacks.signal._target_=tests.faults.SignalAt", f"+callbacks.signal.moments=[{','.join(MOMENTS)}]",
+              f"+callbacks.signal.done_dir={tmp_path / 'signals_sent'}"]
     original = [*RUN, *faults]
     result = cli("src.train", *original)
     saved, wording = [], ["in epoch 1, step 21", "in epoch 1, step 27", "during validation of epoch 1, step 42"]

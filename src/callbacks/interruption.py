@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,44 @@ class CheckpointOnInterrupt(L.Callback):
     The checkpoint resumes where training stood: between two training batches (the data loader's
     position is in it), at an epoch's end, or during validation, in which case the resumed run
     validates that epoch again from its first batch (the interrupted pass left no complete metrics).
+    Ctrl-C stops training as SIGTERM does (Lightning notes the signal and stops between two batches),
+    so that the checkpoint never holds half a step; a second Ctrl-C stops at once. (With several
+    processes Ctrl-C keeps Python's immediate stop; SIGTERM is coordinated across them by Lightning.)
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
         self.filename = filename
         self._saving_mid_validation = False
+        self._previous_handler: Any = None
 
+    # --- Ctrl-C: stop where SIGTERM stops ---------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _ctrl_c_pressed
+        _ctrl_c_pressed = False
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if trainer.world_size == 1 and in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
+
+    def _on_ctrl_c(self, signum: int, frame: Any) -> None:
+        global _ctrl_c_pressed
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if _ctrl_c_pressed or not callable(sigterm):
+            raise KeyboardInterrupt  # a second Ctrl-C (or no SIGTERM handler of Lightning's): stop at once
+        _ctrl_c_pressed = True
+        print("\nStopping after the batch in progress (Ctrl-C again to stop at once) ...", flush=True)
+        sigterm(signal.SIGTERM, frame)  # Lightning's SIGTERM handler: the loops stop at their next batch boundary
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_ctrl_c()
+
+    def _restore_ctrl_c(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    # --- the checkpoint ---------------------------------------------------------------------------
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_ctrl_c()
         fitting = trainer.state.fn == TrainerFn.FITTING  # also when the signal lands during validation
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not fitting:
             return
@@ -44,6 +77,14 @@ class CheckpointOnInterrupt(L.Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._saving_mid_validation:
             restart_validation(checkpoint)
+
+
+_ctrl_c_pressed = False  # set by the Ctrl-C handler of the run in progress (one per process)
+
+
+def exit_code_of_stop() -> int:
+    """The exit code of a run stopped by a signal: 130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number)."""
+    return 128 + (signal.SIGINT if _ctrl_c_pressed else signal.SIGTERM)
 
 
 def restart_validation(checkpoint: dict[str, Any]) -> None:

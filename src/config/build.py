@@ -79,7 +79,7 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
         if not isinstance(cause, (MisconfigurationException, ValueError)):
             raise
         text = str(cause).strip()
-        reason = text.splitlines()[0].split(". ")[0].rstrip(".!") if text else type(cause).__name__  # its first sentence
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".!") if text else type(cause).__name__  # first sentence
         raise UserError(f"the Lightning Trainer refused these trainer.* settings ({reason}); "
                         "change the trainer.* value it names, or pick another trainer=... config.") from exc
 

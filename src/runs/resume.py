@@ -190,3 +190,17 @@ def check_resumable(cfg: dict[str, Any], run_config: dict[str, Any], path: Path)
         f"{ours[1] or ours[0]} on {ours[3]}: resume with the run's own model and data choices, or start a new run "
         "without ckpt_path.",
     )
+
+
+def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
+    """Lightning's CSV logger deletes the `metrics.csv` it finds in its folder; a resumed run moves the
+    one of the run so far aside (`metrics_before_resume_<step>.csv`) so that no logged row is lost."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    kept = []
+    for logger in loggers:
+        if isinstance(logger, CSVLogger):
+            metrics = Path(logger.log_dir) / "metrics.csv"
+            if metrics.is_file():
+                kept.append(metrics.replace(metrics.with_name(f"metrics_before_resume_{step}.csv")))
+    return kept
