@@ -25,8 +25,9 @@ class SignalAt(L.Callback):
         self.signal = getattr(signal_module, signal)
         self.sent = False
 
-    def _reached(self, moment: str) -> None:
-        marker = self.done_dir / moment.replace("@", "_").replace(":", "_")
+    def _reached(self, moment: str, trainer: L.Trainer) -> None:
+        # One marker per process: under DDP every rank is signalled at the same moment, as SLURM signals every task.
+        marker = self.done_dir / f"{moment.replace('@', '_').replace(':', '_')}_rank{trainer.global_rank}"
         if self.sent or moment not in self.moments or marker.exists():
             return
         self.done_dir.mkdir(parents=True, exist_ok=True)
@@ -35,11 +36,11 @@ class SignalAt(L.Callback):
         os.kill(os.getpid(), self.signal)  # noted by a handler; the loops stop at their next check
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._reached(f"epoch_end@{trainer.current_epoch}")
+        self._reached(f"epoch_end@{trainer.current_epoch}", trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._reached(f"train_batch@{trainer.current_epoch}:{batch_idx}")
+        self._reached(f"train_batch@{trainer.current_epoch}:{batch_idx}", trainer)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx=0) -> None:
         if not trainer.sanity_checking:
-            self._reached(f"val_batch@{trainer.current_epoch}:{batch_idx}")
+            self._reached(f"val_batch@{trainer.current_epoch}:{batch_idx}", trainer)
