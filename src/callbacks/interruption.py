@@ -14,15 +14,15 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class CheckpointOnInterrupt(L.Callback):
-    """Writes `<run>/checkpoints/interrupted.ckpt` when training is interrupted; Lightning then ends
-    the process (exit code 1 for Ctrl-C, the signal's for SIGTERM).
+    """Writes `<run>/checkpoints/interrupted.ckpt` when training is interrupted; the process then ends
+    (`src.train`: exit code 130 for Ctrl-C, 143 for SIGTERM).
 
     The checkpoint resumes where training stood: between two training batches (the data loader's
     position is in it), at an epoch's end, or during validation, in which case the resumed run
     validates that epoch again from its first batch (the interrupted pass left no complete metrics).
     Ctrl-C stops training as SIGTERM does (Lightning notes the signal and stops between two batches),
     so that the checkpoint never holds half a step; a second Ctrl-C stops at once. (With several
-    processes Ctrl-C keeps Python's immediate stop; SIGTERM is coordinated across them by Lightning.)
+    processes Ctrl-C keeps Python's immediate stop, and the checkpoint may hold half a step.)
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
