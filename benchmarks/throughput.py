@@ -144,6 +144,7 @@ def plain_loop(overrides: list[str], epochs: int, max_batches: int | None) -> di
         cfg = compose_run_config(overrides, out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build.build_datamodule(cfg.data)
+    datamodule.prepare_data()  # unzips or downloads what setup() reads
     datamodule.setup()  # no trainer: the splits stay on the CPU until moved below
     net = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler).net.to(device)
     precision = resolve_precision("gpu" if device.type == "cuda" else "cpu", cfg.trainer.precision)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def export(cfg: DictConfig) -> Path:
     net = rebuild_module(path, ckpt).net.eval()
     prep = preprocessing_of(ckpt, path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(FORMATS[fmt])
-    output.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(output)
 
     batch = int(cfg.get("batch_size") or 4)
     require(batch > 0, f"batch_size must be a positive integer, got {batch}.")
@@ -77,6 +78,17 @@ def export(cfg: DictConfig) -> Path:
         )
     print(f"exported {fmt}: {output} (outputs match PyTorch; preprocessing in {metadata_path(output)})", flush=True)
     return output
+
+
+def check_writable(output: Path) -> None:
+    """Blame the path, not the exporter, when the output file cannot be written (its folder is created)."""
+    from src.config.hydra_callbacks import unwritable_reason
+
+    require(not output.is_dir(), f"output={output} is a folder; give a file path, e.g. output={output / 'model.onnx'}.")
+    reason = unwritable_reason(output.parent)
+    if reason is None and output.exists() and not os.access(output, os.W_OK):
+        reason = "the file is read-only"
+    require(reason is None, f"cannot write output={output} ({reason}); choose a writable path with output=PATH.")
 
 
 # --- ONNX -----------------------------------------------------------------------------------------

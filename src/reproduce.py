@@ -96,6 +96,7 @@ def data_problem(data_cfg: Any, cache: dict[str, str | None]) -> str | None:
     problem, datamodule = None, None
     try:
         datamodule = build_datamodule(plain)
+        datamodule.prepare_data()  # unzips files already there (download is off)
         datamodule.load()
     except UserError as exc:
         expected = getattr(datamodule, "expected_files", None)

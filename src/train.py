@@ -12,18 +12,23 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
-from src.errors import exits_on_user_error
+from src.errors import UserError, exits_on_user_error
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Run one training job; return its final metrics (validation and test)."""
+def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[str, float]:
+    """Run one training job with `cfg` as given; return its final metrics (validation and test).
+
+    With `cfg.ckpt_path` the job continues that checkpoint (`last`: the newest of the task's runs).
+    `composition` ({"choices", "overrides"}) is what the run is recorded as composed from; by default
+    the Hydra job that composed `cfg`, or when resuming, the checkpoint's run."""
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities import rank_zero_only
@@ -34,15 +39,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.config import build
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
+    from src.runs.checkpoint import load_checkpoint
     from src.runs.record import run_record
-    from src.runs.resume import resume_config
+    from src.runs.resume import COMPOSITION_KEY, check_resumable, composition_of, keep_csv_logs, resolve_resume_path
     from src.runs.summary import one_line, scalar_metrics, write_metrics
     from src.training.tuner import tune
 
     started = time.perf_counter()
     quiet_library_noise()
-    cfg, resumed_from = resume_config(cfg, command_overrides())
-    validate_config(build.plain(cfg))  # typos and wrong types stop here, before any data is loaded
+    run_config = build.plain(cfg)
+    validate_config(run_config)  # typos and wrong types stop here, before any data is loaded
+    resumed_from = None
+    if cfg.get("ckpt_path"):
+        resumed_from, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)))
+        check_resumable(run_config, ckpt["run_config"], resumed_from)
+        composition = composition or ckpt.get(COMPOSITION_KEY)
+        resumed_step = ckpt.get("global_step", "unknown")
+        del ckpt
+    composition = composition or composition_of(cfg) or {"choices": {}, "overrides": []}
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -51,7 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tune(cfg, datamodule)  # tuner=...: Lightning's batch-size / lr finders set cfg's values before the model is built
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.get("steps_per_call", 1))
     callbacks = build.build_all(cfg.get("callbacks"))
-    callbacks += [RunConfigInCheckpoint(build.plain(cfg)), ConfusionMatrixTable(csv_dir=str(out_dir))]
+    callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir))]
     loggers = build.build_all(cfg.get("logger"))
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
@@ -60,12 +74,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resumed_from:
             print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
+            keep_csv_logs(loggers, resumed_step)
 
     if cfg.train:
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed_from) if resumed_from else None)
         except SIGTERMException:  # Lightning's exit is code 0; a scheduler must see that the job was stopped
-            sys.exit(143)
+            from src.callbacks.interruption import exit_code_of_stop
+
+            sys.exit(exit_code_of_stop())
+        except RuntimeError as exc:
+            if resumed_from and "Error(s) in loading state_dict" in str(exc):
+                raise UserError(
+                    f"the weights in {resumed_from} do not fit this model (its layers differ from the run's); "
+                    "resume with the run's own model settings, or start a new run without ckpt_path."
+                ) from exc
+            raise
     metrics = scalar_metrics(trainer.callback_metrics)
 
     if cfg.test:
@@ -82,7 +106,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             # Under their own names: logged as scalars at step 0, they must not join the training curves.
             logger.log_hyperparams(hparams_for_logging(cfg), metrics={f"hp/{k}": v for k, v in metrics.items()})
     if main_process:  # the run record: metrics beside everything needed to understand and repeat them
-        record = run_record(build.plain(cfg), command_overrides(), cfg.seed, str(trainer.strategy.root_device),
+        record = run_record(build.plain(cfg), composition["overrides"], cfg.seed, str(trainer.strategy.root_device),
                             time.perf_counter() - started)
         write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"),
                       optimized_mode=cfg.get("optimized_mode"), **record)
@@ -94,6 +118,17 @@ def command_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def run_config_of_command(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
+    """(config, composition) that `python -m src.train <overrides>` runs: `cfg` as Hydra composed it, or
+    with `ckpt_path` the checkpoint's run continued with this command's values (src/runs/resume.py)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.runs.resume import resumed_run_config
+
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    return resumed_run_config(cfg, command_overrides(), choices)
 
 
 def record_failed_sweep_job(cfg: DictConfig, exc: Exception) -> None:
@@ -141,7 +176,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     try:
-        metrics = train(cfg)
+        metrics = train(*run_config_of_command(cfg))
     except Exception as exc:
         if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
             raise

@@ -275,3 +275,13 @@ def test_export_bad_input_is_one_sentence(trained, tmp_path):
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
     assert_clean_failure(run_cli(tmp_path, "src.export", f"ckpt_path={corrupt}"), "not a readable PyTorch checkpoint")
+
+
+def test_export_to_an_unwritable_path_blames_the_path(trained, tmp_path, compose):
+    from src.errors import UserError
+    from src.export import export
+
+    for output, message in (("/proc/no_such_dir/model.onnx", r"cannot write output=/proc/no_such_dir/model\.onnx \("),
+                            (str(tmp_path), "is a folder; give a file path")):
+        with pytest.raises(UserError, match=message):
+            export(compose([f"ckpt_path={trained['best']}", "format=onnx", f"output={output}"], config_name="export"))

@@ -1,5 +1,6 @@
-"""Resume, interruption, failing sweep jobs, determinism, non-finite loss, distributed training,
-launchers and Optuna: each through the CLI, as a user types it."""
+"""Resume, interruption, failing sweep jobs, determinism, non-finite loss, launchers and Optuna: each
+through the CLI, as a user types it (distributed training: tests/test_ddp_fresh_data_cli.py; faults at
+chosen moments: tests/test_resume_faults_cli.py)."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 
@@ -51,7 +53,7 @@ def test_resume_rejects_changing_the_composition(cli):
                   "a resumed run keeps its configuration, so 'model=softmax_regression' cannot change it")
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 1), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interruption_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -97,6 +99,8 @@ def test_non_finite_loss_stops_the_run_without_a_checkpoint_of_it(cli):
         (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' has the wrong type"),
         (["ckpt_path=missing.ckpt"], "no checkpoint at missing.ckpt"),
         (["paths.log_dir=/proc/no_such_dir"], "cannot write the run folder /proc/no_such_dir/train/runs/"),
+        pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu needs a CUDA GPU, but PyTorch finds none",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
     ],
 )
 def test_bad_input_is_one_sentence(cli, args, fragment):
@@ -117,16 +121,6 @@ def test_truncated_data_file_is_one_sentence(cli, tmp_path):
     result = cli("src.train", "data=fashion_mnist", f"data.data_dir={tmp_path / 'fmnist'}", "data.system_dir=null",
                  "data.download=false", "model=lenet", *FAST)
     clean_failure(result, f"Fashion-MNIST files in {raw} could not be read", "truncated or corrupt")
-
-
-@pytest.mark.slow
-def test_ddp_sim_trains_on_two_processes_with_one_set_of_outputs(cli):
-    result = cli("src.train", "trainer=ddp_sim", "trainer.max_epochs=3", "callbacks.progress_bar=null")
-    assert result.returncode == 0, result.output[-3000:]
-    (run,) = result.run_dirs()
-    assert final(run)["test/acc"] >= 0.85
-    assert result.stdout.count("test: acc=") == 1  # rank zero prints, rank one does not
-    assert len(list((run / "checkpoints").glob("epoch_*.ckpt"))) == 1
 
 
 def test_local_parallel_launcher_runs_a_sweep(cli):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
@@ -10,20 +14,94 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class CheckpointOnInterrupt(L.Callback):
-    """Writes `<run>/checkpoints/interrupted.ckpt` when training is interrupted; Lightning then ends
-    the process (exit code 1 for Ctrl-C, the signal's for SIGTERM)."""
+    """Writes `<run>/checkpoints/interrupted.ckpt` when training is interrupted; the process then ends
+    (`src.train`: exit code 130 for Ctrl-C, 143 for SIGTERM).
+
+    The checkpoint resumes where training stood: between two training batches (the data loader's
+    position is in it), at an epoch's end, or during validation, in which case the resumed run
+    validates that epoch again from its first batch (the interrupted pass left no complete metrics).
+    Ctrl-C stops training as SIGTERM does (Lightning notes the signal and stops between two batches),
+    so that the checkpoint never holds half a step; a second Ctrl-C stops at once. (With several
+    processes Ctrl-C keeps Python's immediate stop, and the checkpoint may hold half a step.)
+    """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
         self.filename = filename
+        self._saving_mid_validation = False
+        self._previous_handler: Any = None
 
+    # --- Ctrl-C: stop where SIGTERM stops ---------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _ctrl_c_pressed
+        _ctrl_c_pressed = False
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if trainer.world_size == 1 and in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
+
+    def _on_ctrl_c(self, signum: int, frame: Any) -> None:
+        global _ctrl_c_pressed
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if _ctrl_c_pressed or not callable(sigterm):
+            raise KeyboardInterrupt  # a second Ctrl-C (or no SIGTERM handler of Lightning's): stop at once
+        _ctrl_c_pressed = True
+        print("\nStopping after the batch in progress (Ctrl-C again to stop at once) ...", flush=True)
+        sigterm(signal.SIGTERM, frame)  # Lightning's SIGTERM handler: the loops stop at their next batch boundary
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_ctrl_c()
+
+    def _restore_ctrl_c(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    # --- the checkpoint ---------------------------------------------------------------------------
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_ctrl_c()
         fitting = trainer.state.fn == TrainerFn.FITTING  # also when the signal lands during validation
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not fitting:
             return
         folder = Path(trainer.checkpoint_callback.dirpath) if trainer.checkpoint_callback else (
             Path(trainer.default_root_dir) / "checkpoints")
         path = folder / self.filename
-        trainer.save_checkpoint(path)
+        self._saving_mid_validation = trainer.validating
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._saving_mid_validation = False
         if trainer.is_global_zero:
-            print(f"\nInterrupted at epoch {trainer.current_epoch}, step {trainer.global_step}: saved {path}\n"
-                  f"Resume with: python -m src.train ckpt_path={path}", flush=True)
+            where = "during validation of" if trainer.validating else "in"
+            print(f"\nInterrupted {where} epoch {trainer.current_epoch}, step {trainer.global_step}: saved {path}\n"
+                  f"Resume with: python -m src.train ckpt_path={shlex.quote(str(path))}", flush=True)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._saving_mid_validation:
+            restart_validation(checkpoint)
+
+
+_ctrl_c_pressed = False  # set by the Ctrl-C handler of the run in progress (one per process)
+
+
+def exit_code_of_stop() -> int:
+    """The exit code of a run stopped by a signal: 130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number)."""
+    return 128 + (signal.SIGINT if _ctrl_c_pressed else signal.SIGTERM)
+
+
+def restart_validation(checkpoint: dict[str, Any]) -> None:
+    """Record the validation pass in progress as started with no batch done.
+
+    Lightning resumes a validation pass after the batches it counted as done, but neither the
+    validation loader's position nor the partial metrics are in a checkpoint: it would compute the
+    epoch's metrics on a part of the validation set, or (all counters equal) skip them, so that
+    early stopping finds no `val/loss`. With "first batch started, none done", Lightning's own
+    restart path runs the whole pass again. The counters are those of Lightning's loop state
+    (`checkpoint["loops"]`); a checkpoint without them is left as it is.
+    """
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress = fit_loop.get("epoch_loop.val_loop.batch_progress")
+    if not isinstance(progress, dict) or not {"current", "total"} <= progress.keys():
+        return
+    done_before = progress["total"]["completed"] - progress["current"]["completed"]  # earlier passes this epoch
+    for tracker, base in ((progress["current"], 0), (progress["total"], done_before)):
+        tracker.update(ready=base + 1, started=base + 1, processed=base, completed=base)
+    progress["is_last_batch"] = False

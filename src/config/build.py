@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import require
+from src.errors import UserError, require
 
 
 def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
@@ -71,9 +71,40 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
         isinstance(epochs, int) and (epochs > 0 or epochs == -1),
         f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}.",
     )
+    check_accelerator(kwargs.get("accelerator", "auto"))
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
     # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     kwargs.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
-    return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)
+    try:
+        return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)
+    except Exception as exc:  # Hydra wraps the Trainer's own refusal of its settings
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        if not isinstance(cause, (MisconfigurationException, ValueError)):
+            raise
+        text = str(cause).strip()
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".!") if text else type(cause).__name__  # first sentence
+        raise UserError(f"the Lightning Trainer refused these trainer.* settings ({reason}); "
+                        "change the trainer.* value it names, or pick another trainer=... config.") from exc
+
+
+def check_accelerator(accelerator: Any) -> None:
+    """`trainer.accelerator=gpu` (also trainer=gpu, ddp, fsdp) on a machine without a usable GPU: one sentence."""
+    import torch
+
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda"):
+        require(
+            torch.cuda.is_available(),
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but PyTorch finds none on this machine; "
+            "use trainer.accelerator=auto (or trainer=cpu), or run where a GPU is visible.",
+        )
+    elif name == "mps":
+        require(
+            torch.backends.mps.is_available(),
+            "trainer.accelerator=mps needs Apple's Metal GPU, which PyTorch does not find here; "
+            "use trainer.accelerator=auto or trainer=cpu.",
+        )

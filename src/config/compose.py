@@ -3,7 +3,8 @@
 For code that calls a task function (`src.train.train`) without Hydra's command line: benchmarks and
 tests. Hydra's run-time values (the output folder, the working directory) are set as a launched job
 has them, so `${hydra:...}` interpolations and `HydraConfig.get()` work, and the `hydra` node is removed
-as the task function never sees it.
+as the task function never sees it. `paths.output_dir` is the given folder itself, so a config
+composed earlier keeps its folder when another is composed.
 """
 
 from __future__ import annotations
@@ -34,4 +35,7 @@ def compose_run_config(overrides: Sequence[str], output_dir: str | Path, cwd: st
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
+    # Its own folder, not `${hydra:runtime.output_dir}`: read later, that would be the folder of whichever
+    # config was composed last in this process.
+    cfg.paths.output_dir = str(output_dir)
     return cfg

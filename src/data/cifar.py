@@ -31,8 +31,8 @@ class CIFAR10DataModule(TorchvisionImageDataModule):
         cls = self.dataset_class()
         extract_if_needed(root / cls.filename, root / cls.base_folder)
 
-    def open_split(self, root: Path, train: bool):
-        return self.dataset_class()(str(root), train=train, download=self.download)
+    def open_split(self, root: Path, train: bool, download: bool = False):
+        return self.dataset_class()(str(root), train=train, download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # stored HWC

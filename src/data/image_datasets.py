@@ -1,7 +1,8 @@
 """Image data sets read through torchvision and held in memory as uint8 tensors (N, C, H, W).
 
 `TorchvisionImageDataModule` is what MNIST, Fashion-MNIST, CIFAR-10/100, SVHN and STL-10 share:
-torchvision reads (and, with network access, downloads) the official files into `data_dir`; the
+torchvision downloads the official files into `data_dir` (with network access, in `prepare_data()`,
+once per node) and reads them (in `setup()`, on every process); the
 official test split is the test split; validation is carved from the training split by the base
 class (`val_fraction`, `split_seed`). Pixels stay uint8 until a batch is served, where `Normalize`
 turns them into floats with the data set's per-channel `mean`/`std` (given in the data config;
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import tarfile
+import tempfile
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -63,7 +66,7 @@ def channel_stats(images: torch.Tensor, max_value: float = 255.0, chunk: int = 4
 class TorchvisionImageDataModule(InMemoryDataModule):
     """Base for the torchvision image sets. Subclasses say how to open a split and where files live.
 
-    Subclasses implement `open_split(root, train)` (a torchvision dataset, `download` passed on),
+    Subclasses implement `open_split(root, train, download)` (a torchvision dataset),
     `to_tensors(dataset)` (uint8 images (N, C, H, W), long targets) and `expected_files(root)` (what
     the offline message tells the user to put where), and set `title` (the data set's usual name).
     """
@@ -93,8 +96,9 @@ class TorchvisionImageDataModule(InMemoryDataModule):
 
     # --- what a data set provides -------------------------------------------------------------
     @abstractmethod
-    def open_split(self, root: Path, train: bool):
-        """The torchvision dataset of the official train (or test) split under `root`."""
+    def open_split(self, root: Path, train: bool, download: bool = False):
+        """The torchvision dataset of the official train (or test) split under `root` (downloading the
+        files first if `download` and they are missing)."""
 
     @abstractmethod
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,20 +111,36 @@ class TorchvisionImageDataModule(InMemoryDataModule):
     def prepare_files(self, root: Path) -> None:
         """Make files already on disk readable without a download (e.g. extract an archive)."""
 
-    # --- loading ------------------------------------------------------------------------------
+    # --- preparing (once per node) and loading (every process) --------------------------------
+    def prepare_data(self) -> None:
+        """Files already on disk made readable (`prepare_files`: unzipped, extracted), then torchvision's
+        download of what is still missing (`data.download`). Lightning runs this once per node before
+        any process calls `setup()`, so no two processes write the same file."""
+        root = Path(self.data_dir).expanduser()
+        with self.explained_failures(root):
+            self.prepare_files(root)
+            if self.download:
+                with socket_timeout(DOWNLOAD_TIMEOUT_S):
+                    for train in (True, False):
+                        self.open_split(root, train=train, download=True)
+
     def load(self) -> tuple[Split, None, Split, list[str]]:
         root = Path(self.data_dir).expanduser()
-        try:
-            self.prepare_files(root)
-            with socket_timeout(DOWNLOAD_TIMEOUT_S):
-                train_set = self.open_split(root, train=True)
-                test_set = self.open_split(root, train=False)
-        except (RuntimeError, OSError, EOFError, tarfile.TarError) as exc:  # URLError is an OSError
-            log.debug("torchvision could not load %s: %r", self.title, exc)
-            raise UserError(self.unreadable_message(root, exc) or self.missing_message(root)) from None
+        with self.explained_failures(root):
+            train_set = self.open_split(root, train=True)
+            test_set = self.open_split(root, train=False)
         train, test = Split(*self.to_tensors(train_set)), Split(*self.to_tensors(test_set))
         names = [str(c) for c in getattr(train_set, "classes", None) or range(self.num_classes)]
         return train, None, test, names
+
+    @contextlib.contextmanager
+    def explained_failures(self, root: Path) -> Iterator[None]:
+        """torchvision's errors for missing, truncated or undownloadable files, as one `UserError` sentence."""
+        try:
+            yield
+        except (RuntimeError, OSError, EOFError, tarfile.TarError) as exc:  # URLError is an OSError
+            log.debug("torchvision could not load %s: %r", self.title, exc)
+            raise UserError(self.unreadable_message(root, exc) or self.missing_message(root)) from None
 
     def unreadable_message(self, root: Path, exc: BaseException) -> str | None:
         """The sentence for files that are there but cannot be read (truncated, corrupt), else None."""
@@ -149,8 +169,25 @@ class TorchvisionImageDataModule(InMemoryDataModule):
 
 
 def extract_if_needed(archive: Path, folder: Path) -> None:
-    """Extract `archive` next to itself when it exists and `folder` (its content) does not."""
-    if archive.is_file() and not folder.exists():
-        from torchvision.datasets.utils import extract_archive
+    """Extract `archive` (which holds `folder`) next to itself when it exists and `folder` does not.
 
-        extract_archive(str(archive), str(archive.parent))
+    The archive is unpacked into a hidden staging folder that is then renamed to `folder` in one
+    step: a process killed while extracting leaves no half-filled `folder` behind, and when two
+    processes extract at once (nodes sharing a file system) the second one's copy is dropped."""
+    if not archive.is_file() or folder.exists():
+        return
+    from torchvision.datasets.utils import extract_archive
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=archive.parent))
+    try:
+        extract_archive(str(archive), str(staging))
+        extracted = staging / folder.name
+        if not extracted.is_dir():
+            raise RuntimeError(f"{archive.name} holds no {folder.name}/ folder")
+        try:
+            extracted.rename(folder)
+        except OSError:
+            if not folder.is_dir():  # not another process that finished first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -69,8 +69,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     Validation is carved from the training split (`val_fraction`), or is fold `fold` of a
     stratified `num_folds`-fold split of it (cross-validation; the test split is never touched).
-    Subclasses implement `load()` (the raw splits and class names) and may override
-    `make_transform()` (a batched transform fitted on the training split, e.g. normalisation).
+    Subclasses implement `load()` (the raw splits and class names, read only), and may override
+    `prepare_data()` (downloads, unzipping, caches: whatever writes files) and `make_transform()`
+    (a batched transform fitted on the training split, e.g. normalisation).
     Constructor arguments are plain values, saved in checkpoints so that evaluation can rebuild
     the exact data pipeline.
     """
@@ -160,7 +161,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     # --- what a data set provides -------------------------------------------------------------
     @abstractmethod
     def load(self) -> tuple[Split, Split | None, Split, list[str]]:
-        """Return (train, val or None to carve it from train, test, class names)."""
+        """Return (train, val or None to carve it from train, test, class names), reading only: files a data
+        set needs on disk are made ready by `prepare_data()`."""
 
     def make_transform(self, train: Split) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """A batched transform fitted on the training split (default: none)."""
@@ -183,6 +185,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return [instantiate(spec) for spec in self.augment.values()]
 
     # --- Lightning hooks ----------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Everything that writes files: download, unzip, extract, build caches (default: nothing to do).
+
+        Lightning calls it once per node (on local rank 0, the other processes wait) before `setup()`
+        runs on every process, so under DDP no two processes write the same file. `setup()` (`load()`)
+        only reads what this left on disk. Code outside a Trainer calls `prepare_data()`, then `setup()`.
+        """
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_split is not None:
             return

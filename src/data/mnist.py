@@ -1,14 +1,15 @@
 """MNIST and Fashion-MNIST: 28x28 grey images, 60,000 for training and 10,000 for testing.
 
-torchvision reads the four IDX files *unzipped* from `<data_dir>/<MNIST|FashionMNIST>/raw/`. Before
-it looks, the `.gz` files found there or in `system_dir` (Debian's `dataset-fashion-mnist` package
-installs Fashion-MNIST's in /usr/share/datasets/fashion-mnist) are unzipped into that folder, so the
-real data loads offline.
+torchvision reads the four IDX files *unzipped* from `<data_dir>/<MNIST|FashionMNIST>/raw/`.
+`prepare_data()` (once per node) unzips the `.gz` files found there or in `system_dir` (Debian's
+`dataset-fashion-mnist` package installs Fashion-MNIST's in /usr/share/datasets/fashion-mnist) into
+that folder, so the real data loads offline.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,17 @@ IDX_FILES = (
 )
 
 
-def unzip_to(source: Path, target: Path) -> None:
-    """Write `source` (gzip) uncompressed to `target`, atomically (a half-written file never remains)."""
-    partial = target.with_name(target.name + ".part")
-    with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-        shutil.copyfileobj(src, dst, length=1 << 20)
-    partial.replace(target)
+def copy_to(source: Path, target: Path) -> None:
+    """Write `source` (unzipped if it is a `.gz`) to `target`, atomically: a half-written file never takes
+    the target's name, and processes writing at once (nodes sharing a file system) each use their own."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    opener = gzip.open if source.suffix == ".gz" else open
+    try:
+        with opener(source, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, length=1 << 20)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class MNISTDataModule(TorchvisionImageDataModule):
@@ -58,17 +64,17 @@ class MNISTDataModule(TorchvisionImageDataModule):
             for folder in sources:
                 if (folder / f"{name}.gz").is_file():
                     raw.mkdir(parents=True, exist_ok=True)
-                    unzip_to(folder / f"{name}.gz", target)
+                    copy_to(folder / f"{name}.gz", target)
                     break
                 if folder != raw and (folder / name).is_file():
                     raw.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(folder / name, target)
+                    copy_to(folder / name, target)
                     break
 
-    def open_split(self, root: Path, train: bool):
+    def open_split(self, root: Path, train: bool, download: bool = False):
         from torchvision import datasets
 
-        return getattr(datasets, self.torchvision_class)(str(root), train=train, download=self.download)
+        return getattr(datasets, self.torchvision_class)(str(root), train=train, download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         return dataset.data.unsqueeze(1).contiguous(), dataset.targets.long()

@@ -74,5 +74,6 @@ def _state_from_data(data_cfg: dict[str, Any]) -> dict[str, Any]:
 
     datamodule = build_datamodule(data_cfg)
     datamodule.device = "cpu"
+    datamodule.prepare_data()
     datamodule.setup("predict")
     return datamodule.state_dict()

@@ -26,10 +26,10 @@ class STL10DataModule(TorchvisionImageDataModule):
 
         extract_if_needed(root / STL10.filename, root / STL10.base_folder)
 
-    def open_split(self, root: Path, train: bool):
+    def open_split(self, root: Path, train: bool, download: bool = False):
         from torchvision.datasets import STL10
 
-        return STL10(str(root), split="train" if train else "test", download=self.download)
+        return STL10(str(root), split="train" if train else "test", download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.from_numpy(dataset.data).contiguous()  # (N, C, H, W), transposed by torchvision

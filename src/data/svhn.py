@@ -20,10 +20,10 @@ class SVHNDataModule(TorchvisionImageDataModule):
 
     title = "SVHN"
 
-    def open_split(self, root: Path, train: bool):
+    def open_split(self, root: Path, train: bool, download: bool = False):
         from torchvision.datasets import SVHN
 
-        return SVHN(str(root), split="train" if train else "test", download=self.download)
+        return SVHN(str(root), split="train" if train else "test", download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.from_numpy(dataset.data).contiguous()  # torchvision already made it (N, C, H, W)

@@ -31,6 +31,9 @@ class TensorBatchLoader:
     - Under distributed training (`world_size > 1`) every rank draws the same order and takes its
       own share: training shares are cut to equal length (every rank takes the same number of
       steps); evaluation shares cover every sample once.
+    - `state_dict()` is the position in the epoch (Lightning stores it in every checkpoint);
+      after `load_state_dict()` the next iteration serves only the batches of that epoch not yet
+      taken, so a run resumed mid-epoch repeats and skips none.
     """
 
     def __init__(
@@ -72,6 +75,8 @@ class TensorBatchLoader:
         if limit_steps is not None:
             self.steps_per_epoch = max(min(self.steps_per_epoch, int(limit_steps)), 1)
         self.steps_per_call = max(int(steps_per_call), 1)
+        self._position = (0, 0)  # (epoch being served, batches of it handed out)
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches already taken) after load_state_dict
 
     def __len__(self) -> int:
         return -(-self.steps_per_epoch // self.steps_per_call)
@@ -79,6 +84,22 @@ class TensorBatchLoader:
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration produce epoch `epoch`'s order."""
         self.epoch = epoch
+        if self._resume_at is not None and self._resume_at[0] != epoch:
+            self._resume_at = None  # a restored position belongs to its own epoch only
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch being served and how many of its batches were handed out (not calls: with
+        `steps_per_call=K` a call holds K batches)."""
+        epoch, taken = self._position
+        return {"epoch": epoch, "batches_taken": taken}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue where `state` was taken: the rest of its epoch, or the next epoch if it was complete."""
+        epoch, taken = int(state["epoch"]), int(state["batches_taken"])
+        if taken >= self.steps_per_epoch:
+            epoch, taken = epoch + 1, 0
+        self.epoch, self._position = epoch, (epoch, taken)
+        self._resume_at = (epoch, taken) if taken else None
 
     def _pass_indices(self, generator: torch.Generator | None) -> Iterator[torch.Tensor | slice]:
         bs, rank, world = self.batch_size, self.rank, self.world_size
@@ -111,13 +132,18 @@ class TensorBatchLoader:
         if self.shuffle:
             generator = torch.Generator(device=self.inputs.device)
             generator.manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.epoch += 1
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        skip = self._resume_at[1] if self._resume_at is not None and self._resume_at[0] == epoch else 0
+        self._resume_at = None
+        self._position = (epoch, skip)
         steps = 0
         while steps < self.steps_per_epoch:
-            for idx in self._pass_indices(generator):
-                x, y = _take(self.inputs, idx), _take(self.targets, idx)
-                yield (self.transform(x) if self.transform else x), y
+            for idx in self._pass_indices(generator):  # skipped batches still draw their order: same sequence
                 steps += 1
+                if steps > skip:
+                    x, y = _take(self.inputs, idx), _take(self.targets, idx)
+                    self._position = (epoch, steps)  # counted before it is handed out: a checkpoint sees it taken
+                    yield (self.transform(x) if self.transform else x), y
                 if steps == self.steps_per_epoch:
                     return
 

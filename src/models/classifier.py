@@ -152,6 +152,7 @@ class ClassificationModule(L.LightningModule):
         # Decided here, before Lightning checks the run's configuration against it.
         self.automatic_optimization = self.steps_per_call == 1
         self.epoch_curves_to_loggers = True
+        self._train_sums_to_restore: dict[str, Any] | None = None  # from a checkpoint, until training starts
         # One zero input: TensorBoard's GRAPHS tab (logger.log_graph) and the summary's in/out sizes.
         input_shape = net.get("input_shape")
         if input_shape:
@@ -251,6 +252,14 @@ class ClassificationModule(L.LightningModule):
                 f"{datamodule.steps_per_call} batches per call; build both from the same data.steps_per_call "
                 "(src.config.build.build_module(..., steps_per_call=cfg.data.steps_per_call)).",
             )
+
+    def on_train_start(self) -> None:
+        sums, self._train_sums_to_restore = self._train_sums_to_restore, None
+        if sums:  # resumed: the checkpoint's epoch continues (a new epoch resets them in on_train_epoch_start)
+            self._train = EpochSums(self.device)
+            self._train.loss_sum.copy_(sums["loss"])
+            self._train.correct.copy_(sums["correct"])
+            self._train.count = int(sums["count"])
 
     def on_train_epoch_start(self) -> None:
         self._train = EpochSums(self.device)
@@ -369,9 +378,13 @@ class ClassificationModule(L.LightningModule):
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        # The epoch's running train sums: a run resumed mid-epoch logs that epoch's train/loss over all its batches.
+        checkpoint["train_epoch_sums"] = {"loss": self._train.loss_sum.detach().cpu(),
+                                          "correct": self._train.correct.cpu(), "count": self._train.count}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_acc_best = float(checkpoint.get("val_acc_best", 0.0))
+        self._train_sums_to_restore = checkpoint.get("train_epoch_sums")  # set on the device in on_train_start
         states = checkpoint.get("rng_states") or {}
         if "torch" in states:
             torch.set_rng_state(states["torch"])

@@ -272,6 +272,7 @@ class SpeedrunModule(ClassificationModule):
         torch._foreach_copy_(fast, self._slow)
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         if not self.lookahead:
             return
         fast = self._fast_weights()

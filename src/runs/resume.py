@@ -1,48 +1,206 @@
-"""`ckpt_path=last|PATH`: continue a run in its own folder, with its own configuration."""
+"""Resuming a run: which checkpoint to continue from, and with which configuration.
+
+- `checkpoint_to_resume(run_dir)`: the checkpoint a run folder continues from (its newest complete
+  `interrupted.ckpt` or `last.ckpt`); `find_last_checkpoint(log_dir)` does it for the newest run.
+- `resumed_run_config(cfg, overrides, choices)`: what `python -m src.train ... ckpt_path=X` runs:
+  the checkpoint's own run configuration (so logs and checkpoints continue in the run's folder),
+  with this command's `key=value` overrides on top. Group choices (`model=lenet`) that the run
+  already had are accepted, so the original command plus `ckpt_path` resumes; a different choice
+  is refused, as it would be a different run.
+- `composition_of(cfg)` / `COMPOSITION_KEY`: the group choices and overrides a run was composed
+  from, stored in its checkpoints so that a resumed run can be compared with the command that
+  resumes it.
+"""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import UserError, require
 
-# A resumed run keeps its data, model and the rest of its composition; only values may change.
+COMPOSITION_KEY = "run_composition"  # checkpoint[...] = {"choices": {group: choice}, "overrides": [...]}
+# Groups (and list-valued groups Hydra does not list among its choices) besides those a command composes.
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment", "paths",
-          "experiment", "debug", "hydra", "hparams_search")
+          "experiment", "debug", "hydra", "hparams_search", "tuner")
+RESUMABLE = ("interrupted*.ckpt", "last*.ckpt")  # written by CheckpointOnInterrupt and ModelCheckpoint(save_last)
+
+
+# --- which checkpoint --------------------------------------------------------------------------------
+def is_complete(path: Path) -> bool:
+    """Whether a checkpoint file is whole: torch's zip format ends with its directory, which a file cut
+    short by a crash (from before checkpoints were written atomically) lacks."""
+    try:
+        return path.is_file() and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def checkpoint_to_resume(run_dir: str | Path) -> Path | None:
+    """The checkpoint a run folder continues from: its newest complete `interrupted.ckpt` or `last.ckpt`
+    (under `<run_dir>/checkpoints/`), or None when it has none."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [p for pattern in RESUMABLE for p in folder.glob(pattern) if is_complete(p)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def find_last_checkpoint(log_dir: str | Path, task: str = "train") -> Path:
-    """The newest `last.ckpt` of the task's runs (single runs and sweep jobs)."""
+    """`ckpt_path=last`: the checkpoint to resume of the task's run (single run or sweep job) that
+    saved one most recently."""
     base = Path(log_dir) / task
-    found = [*base.glob("runs/*/checkpoints/last*.ckpt"), *base.glob("multiruns/*/*/checkpoints/last*.ckpt")]
-    require(bool(found), f"ckpt_path=last found no last.ckpt under {base}; pass the path of a checkpoint instead.")
+    runs = [*base.glob("runs/*"), *base.glob("multiruns/*/*")]
+    found = [ckpt for run in runs if (ckpt := checkpoint_to_resume(run)) is not None]
+    require(bool(found), f"ckpt_path=last found no last.ckpt or interrupted.ckpt under {base}; pass the path of "
+                         "a checkpoint instead.")
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
-def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path | None]:
-    """(config to run, checkpoint to resume from). Without `ckpt_path`, `cfg` as it is. With it, the
-    checkpoint's own run configuration (so logs and checkpoints continue in the run's folder) with
-    this command's `key=value` overrides applied on top."""
+def resolve_resume_path(ckpt_path: Any, cfg: DictConfig) -> Path:
+    """The checkpoint file `ckpt_path` names (`last`: see `find_last_checkpoint`)."""
+    if str(ckpt_path) == "last":
+        return find_last_checkpoint(cfg.paths.log_dir, cfg.task_name)
+    return Path(str(ckpt_path)).expanduser()
+
+
+# --- which configuration -------------------------------------------------------------------------------
+def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
+    """{"choices", "overrides"} of the Hydra job that composed `cfg`, or None when Hydra's run-time
+    config describes another job (a config composed earlier in the same process) or none."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    try:
+        same_job = str(Path(str(cfg.paths.output_dir)).absolute()) == str(Path(hydra_cfg.runtime.output_dir).absolute())
+    except Exception:  # no paths.output_dir, or one that cannot be resolved: not a run Hydra composed
+        return None
+    if not same_job:
+        return None
+    choices = {str(k): (None if v is None else str(v)) for k, v in hydra_cfg.runtime.choices.items()
+               if not str(k).startswith("hydra")}
+    return {"choices": choices, "overrides": [str(o) for o in hydra_cfg.overrides.task]}
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merged_overrides(before: list[str], after: list[str]) -> list[str]:
+    """The overrides of a run continued by a command: its own, then the command's (one per key, the
+    command's winning); `ckpt_path` and Hydra's own settings are not part of a run's description."""
+    merged: dict[str, str] = {}
+    for override in [*before, *after]:
+        key = override_key(override)
+        if key != "ckpt_path" and not key.startswith(("hydra.", "hydra/")):
+            merged.pop(key, None)
+            merged[key] = override
+    return list(merged.values())
+
+
+def resumed_run_config(cfg: DictConfig, overrides: list[str],
+                       choices: dict[str, Any]) -> tuple[DictConfig, dict[str, Any] | None]:
+    """(config to run, composition to record) for a command with `overrides` whose composition chose
+    `choices`. Without `ckpt_path`: `cfg` as it is (and None). With it: the checkpoint's run
+    configuration with this command's value overrides on top and its group overrides checked against
+    the run's; `ckpt_path` set to the checkpoint file; the run's composition plus these overrides."""
+    from src.runs.checkpoint import load_checkpoint
+
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:
         return cfg, None
-    from src.runs.checkpoint import load_checkpoint
-
-    path = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name) if str(ckpt_path) == "last" else Path(ckpt_path)
-    path, ckpt = load_checkpoint(str(path))
-    values = []
+    path, ckpt = load_checkpoint(str(resolve_resume_path(ckpt_path, cfg)))
+    run_config = ckpt["run_config"]
+    recorded = ckpt.get(COMPOSITION_KEY) or {}
+    resumed = OmegaConf.create(run_config)
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key == "ckpt_path":
+        key = override_key(override)
+        if key == "ckpt_path" or key.startswith(("hydra.", "hydra/")):
+            continue  # Hydra's own settings (e.g. the run folder of a DDP worker) describe this process only
+        if key in GROUPS or "/" in key or key in choices:
+            same = same_group_choice(key, override, cfg, choices, run_config, recorded)
+            if not same:
+                raise UserError(
+                    f"a resumed run keeps its configuration, so '{override}' cannot change it{same_as(key, recorded)}; "
+                    "drop it, or start a new run without ckpt_path."
+                )
             continue
-        if key in GROUPS:
-            raise UserError(
-                f"a resumed run keeps its configuration, so '{override}' cannot change it; drop it, or start a "
-                "new run without ckpt_path."
-            )
-        values.append(override.lstrip("+"))
-    resumed = OmegaConf.merge(OmegaConf.create(ckpt["run_config"]), OmegaConf.from_dotlist(values))
+        if override.startswith("~"):
+            delete_key(resumed, key)
+        else:
+            resumed.merge_with(OmegaConf.from_dotlist([override.lstrip("+")]))
     resumed.ckpt_path = str(path)
-    return resumed, path
+    composition = {"choices": dict(recorded.get("choices") or {}),
+                   "overrides": merged_overrides(list(recorded.get("overrides") or []), overrides)}
+    return resumed, composition
+
+
+def same_group_choice(key: str, override: str, cfg: DictConfig, choices: dict[str, Any], run_config: dict,
+                      recorded: dict) -> bool:
+    """Whether a group override picks what the resumed run already had: the same recorded choice, the
+    same recorded override, or (a checkpoint without a record) the same composed content."""
+    run_choices, run_overrides = recorded.get("choices") or {}, recorded.get("overrides") or []
+    if key in run_choices and key in choices:
+        return str(run_choices[key]) == str(choices[key])
+    earlier = [o for o in run_overrides if override_key(o) == key]
+    if earlier:
+        return normalised(earlier[-1]) == normalised(override)
+    if key in run_config and key in cfg:
+        from src.config.build import plain
+
+        return plain(cfg[key]) == run_config[key]
+    return False
+
+
+def same_as(key: str, recorded: dict) -> str:
+    """': the run used KEY=CHOICE' where the checkpoint records it."""
+    choice = (recorded.get("choices") or {}).get(key)
+    earlier = [o for o in recorded.get("overrides") or [] if override_key(o) == key]
+    if earlier:
+        return f" (the run used '{earlier[-1]}')"
+    return f" (the run used '{key}={choice}')" if choice is not None else ""
+
+
+def normalised(override: str) -> str:
+    return override.lstrip("+").replace(" ", "")
+
+
+def delete_key(cfg: DictConfig, dotted: str) -> None:
+    """`~a.b.c`: remove the key if the configuration has it."""
+    parent_key, _, leaf = dotted.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if isinstance(parent, DictConfig) and leaf in parent:
+        del parent[leaf]
+
+
+def check_resumable(cfg: dict[str, Any], run_config: dict[str, Any], path: Path) -> None:
+    """A configuration resuming a checkpoint must build the same kind of model on the same data set."""
+    def ident(config: dict[str, Any]) -> tuple:
+        model, data = config.get("model") or {}, config.get("data") or {}
+        net = model.get("net") if isinstance(model.get("net"), dict) else {}
+        return model.get("_target_"), net.get("_target_"), data.get("_target_"), data.get("name")
+
+    ours, theirs = ident(cfg), ident(run_config)
+    require(
+        ours == theirs,
+        f"{path} was trained with model {theirs[1] or theirs[0]} on {theirs[3]}, but this configuration has model "
+        f"{ours[1] or ours[0]} on {ours[3]}: resume with the run's own model and data choices, or start a new run "
+        "without ckpt_path.",
+    )
+
+
+def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
+    """Lightning's CSV logger deletes the `metrics.csv` it finds in its folder; a resumed run moves the
+    one of the run so far aside (`metrics_before_resume_<step>.csv`) so that no logged row is lost."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    kept = []
+    for logger in loggers:
+        if isinstance(logger, CSVLogger):
+            metrics = Path(logger.log_dir) / "metrics.csv"
+            if metrics.is_file():
+                kept.append(metrics.replace(metrics.with_name(f"metrics_before_resume_{step}.csv")))
+    return kept

@@ -88,6 +88,7 @@ def _find_batch_size(cfg: DictConfig, datamodule: Any, options: dict[str, Any]) 
     tuner = Tuner(trainer)
     if getattr(datamodule, "train_split", None) is None:
         datamodule.trainer = trainer  # so that its splits land on the run's device, as in fit
+        datamodule.prepare_data()
         datamodule.setup("fit")
     # In-memory loaders cut batches from tensors and have no `dataset`: cap the search at the training split.
     train_size = len(datamodule.train_split) if getattr(datamodule, "train_split", None) is not None else None

@@ -31,6 +31,7 @@ def load_datamodule(data_cfg: Any):
 
     datamodule = build_datamodule(data_cfg)
     datamodule.device = "cpu"
+    datamodule.prepare_data()
     datamodule.setup("test")
     return datamodule
 

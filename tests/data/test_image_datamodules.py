@@ -54,6 +54,7 @@ def common(**overrides) -> dict:
 
 def check_splits(dm, train_images: np.ndarray, train_labels, test_images: np.ndarray, test_labels) -> None:
     """Train + val hold exactly the training images (with their labels); test is the test split in order."""
+    dm.prepare_data()
     dm.setup()
     assert dm.train_split.inputs.dtype == torch.uint8
     assert torch.equal(dm.test_split.inputs, torch.from_numpy(test_images))
@@ -111,9 +112,10 @@ def test_mnist_reads_idx_files_from_the_raw_folder(tmp_path, idx_data):
 def test_mnist_unzips_gz_files_left_in_the_raw_folder(tmp_path, idx_data):
     write_idx(tmp_path / "MNIST" / "raw", *idx_data, compress=True)
     dm = MNISTDataModule(data_dir=str(tmp_path), name="mnist", input_shape=[1, 28, 28], **common())
+    dm.prepare_data()
+    assert all((tmp_path / "MNIST" / "raw" / name).is_file() for name in IDX_FILES)
     dm.setup()
     assert len(dm.test_split) == 5
-    assert all((tmp_path / "MNIST" / "raw" / name).is_file() for name in IDX_FILES)
 
 
 def test_fashion_mnist_copies_from_the_system_folder(tmp_path, idx_data):
@@ -256,7 +258,7 @@ def test_missing_files_offline_give_one_sentence_naming_files_and_folder(tmp_pat
     kw = dict(system_dir=None) if issubclass(cls, MNISTDataModule) else {}
     dm = cls(data_dir=str(tmp_path), name="x", input_shape=shape, **common(download=True), **kw)
     with pytest.raises(UserError) as info:
-        dm.setup()
+        dm.prepare_data()  # the download happens here, once per node
     message = str(info.value)
     assert message.startswith(start.format(root=tmp_path) + " and could not be downloaded (offline?): put ")
     assert names in message and message.endswith(", or run once with network access.")
@@ -266,6 +268,7 @@ def test_missing_files_offline_give_one_sentence_naming_files_and_folder(tmp_pat
 def test_missing_files_without_download_say_so(tmp_path):
     dm = CIFAR10DataModule(data_dir=str(tmp_path), name="cifar10", input_shape=[3, 32, 32], **common())
     expected = r"data\.download is false: put cifar-10-python\.tar\.gz .* data\.download=true\."
+    dm.prepare_data()  # nothing to extract, nothing to download
     with pytest.raises(UserError, match=expected):
         dm.setup()
 
@@ -282,9 +285,72 @@ def test_real_fashion_mnist_loads_offline_from_the_debian_package(tmp_path):
     dm = FashionMNISTDataModule(data_dir=str(tmp_path), system_dir=str(FASHION_SYSTEM_DIR), name="fashion_mnist",
                                 num_classes=10, input_shape=[1, 28, 28], mean=[0.2860], std=[0.3530],
                                 batch_size=128, download=False)
+    dm.prepare_data()
     dm.setup()
     assert (len(dm.train_split), len(dm.val_split), len(dm.test_split)) == (54_000, 6_000, 10_000)
     assert dm.class_names[0] == "T-shirt/top" and dm.class_names[-1] == "Ankle boot"
     assert torch.bincount(dm.test_split.targets).tolist() == [1000] * 10
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (128, 1, 28, 28) and abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
+
+
+# --- prepare_data() writes, setup() only reads ---------------------------------------------------
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def cifar10_archive(data: Path, reference: Path, monkeypatch) -> None:
+    """`cifar-10-python.tar.gz` in `data`, packed from the batches written to `reference` (md5 sums pinned)."""
+    import tarfile
+
+    folder = reference / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    train, test = tiny_images(8, (32, 32, 3), seed=12), tiny_images(4, (32, 32, 3), seed=13)
+    for b, (start, stop) in enumerate([(0, 2), (2, 4), (4, 6), (6, 7), (7, 8)]):
+        part = {"data": cifar_rows(train[start:stop]), "labels": labels(8)[start:stop].tolist()}
+        dump(folder / f"data_batch_{b + 1}", part)
+    dump(folder / "test_batch", {"data": cifar_rows(test), "labels": labels(4).tolist()})
+    dump(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
+    pin_md5(monkeypatch, tvd.CIFAR10, folder)
+    data.mkdir(parents=True)
+    with tarfile.open(data / "cifar-10-python.tar.gz", "w:gz") as archive:
+        archive.add(folder, arcname="cifar-10-batches-py")
+
+
+def test_prepare_data_makes_the_files_and_setup_only_reads_them(tmp_path, idx_data, monkeypatch):
+    write_idx(tmp_path / "debian", *idx_data, compress=True)
+    cifar10_archive(tmp_path / "cifar", tmp_path / "reference", monkeypatch)
+    modules = [
+        (FashionMNISTDataModule(data_dir=str(tmp_path / "fmnist"), system_dir=str(tmp_path / "debian"), name="f",
+                                input_shape=[1, 28, 28], **common()), tmp_path / "fmnist" / "FashionMNIST" / "raw"),
+        (CIFAR10DataModule(data_dir=str(tmp_path / "cifar"), name="c", input_shape=[3, 32, 32], **common()),
+         tmp_path / "cifar" / "cifar-10-batches-py"),
+    ]
+    for dm, readable in modules:
+        dm.prepare_data()
+        assert readable.is_dir() and len(list(readable.iterdir())) >= 4, readable
+        before = snapshot(Path(dm.data_dir))
+        dm.setup()
+        assert len(dm.test_split) in (4, 5)
+        assert snapshot(Path(dm.data_dir)) == before  # nothing written, nothing touched
+        assert not [p for p in Path(dm.data_dir).rglob(".*")]  # no temporary file left
+
+
+def test_setup_without_prepare_data_writes_nothing(tmp_path, idx_data):
+    write_idx(tmp_path / "debian", *idx_data, compress=True)
+    dm = FashionMNISTDataModule(data_dir=str(tmp_path / "fresh"), system_dir=str(tmp_path / "debian"), name="f",
+                                input_shape=[1, 28, 28], **common())
+    with pytest.raises(UserError, match="Fashion-MNIST is not in"):
+        dm.setup()
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_an_archive_that_cannot_be_extracted_leaves_no_half_folder(tmp_path, monkeypatch):
+    cifar10_archive(tmp_path / "cifar", tmp_path / "reference", monkeypatch)
+    archive = tmp_path / "cifar" / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:2000])  # cut short, as a download interrupted
+    dm = CIFAR10DataModule(data_dir=str(tmp_path / "cifar"), name="c", input_shape=[3, 32, 32], **common())
+    with pytest.raises(UserError, match="CIFAR-10 files in .* could not be read"):
+        dm.prepare_data()
+    assert sorted(p.name for p in (tmp_path / "cifar").iterdir()) == ["cifar-10-python.tar.gz"]

@@ -42,6 +42,9 @@ class MLP(nn.Module):
             raise ValueError(f"init {init!r} is unknown; choose one of {list(INITS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive integers (layer widths, e.g. "
+                             f"model.net.hidden_sizes=[128,64]), got {list(hidden_sizes)}")
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for size in hidden_sizes:

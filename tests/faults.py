@@ -1,0 +1,46 @@
+"""Fault injection for the CLI tests: a callback that sends its own process a signal at exact moments.
+
+Added to a run as `+callbacks.signal._target_=tests.faults.SignalAt` with `moments` and `done_dir`
+(and `signal`: SIGTERM, the default, or SIGINT as Ctrl-C sends it):
+each moment is `epoch_end@E` (after training epoch E ended), `train_batch@E:B` (after training batch
+B of epoch E) or `val_batch@E:B` (after validation batch B of epoch E, not the sanity check). A
+process sends at most one signal, at the first moment it reaches that no process has taken yet
+(a file per moment in `done_dir` records it), so a resumed run that passes the same moment again
+goes on, and the next resumption is interrupted at the next moment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signal_module
+from pathlib import Path
+
+import lightning as L
+
+
+class SignalAt(L.Callback):
+    def __init__(self, moments: list[str], done_dir: str, signal: str = "SIGTERM") -> None:
+        self.moments = [str(m) for m in moments]
+        self.done_dir = Path(done_dir)
+        self.signal = getattr(signal_module, signal)
+        self.sent = False
+
+    def _reached(self, moment: str, trainer: L.Trainer) -> None:
+        # One marker per process: under DDP every rank is signalled at the same moment, as SLURM signals every task.
+        marker = self.done_dir / f"{moment.replace('@', '_').replace(':', '_')}_rank{trainer.global_rank}"
+        if self.sent or moment not in self.moments or marker.exists():
+            return
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        self.sent = True
+        os.kill(os.getpid(), self.signal)  # noted by a handler; the loops stop at their next check
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._reached(f"epoch_end@{trainer.current_epoch}", trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._reached(f"train_batch@{trainer.current_epoch}:{batch_idx}", trainer)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking:
+            self._reached(f"val_batch@{trainer.current_epoch}:{batch_idx}", trainer)
