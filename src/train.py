@@ -30,9 +30,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     `composition` ({"choices", "overrides"}) is what the run is recorded as composed from; by default
     the Hydra job that composed `cfg`, or when resuming, the checkpoint's run."""
     import lightning as L
-    from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.utilities import rank_zero_only
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.run_config import RunConfigInCheckpoint
@@ -40,15 +38,16 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
     from src.runs.checkpoint import load_checkpoint
-    from src.runs.record import run_record
+    from src.runs.hparams import hparams_for_logging
     from src.runs.resume import COMPOSITION_KEY, check_resumable, composition_of, keep_csv_logs, resolve_resume_path
-    from src.runs.summary import one_line, scalar_metrics, write_metrics
+    from src.runs.trackers import build_loggers, check_trackers_installed, finish_trackers, log_params
     from src.training.tuner import tune
 
     started = time.perf_counter()
     quiet_library_noise()
     run_config = build.plain(cfg)
     validate_config(run_config)  # typos and wrong types stop here, before any data is loaded
+    check_trackers_installed(cfg.get("logger"))  # logger=mlflow / wandb without its package: one sentence
     resumed_from = None
     if cfg.get("ckpt_path"):
         resumed_from, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)))
@@ -66,23 +65,41 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.get("steps_per_call", 1))
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir))]
-    loggers = build.build_all(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
-    main_process = rank_zero_only.rank == 0
-    if main_process:
+    if rank_zero_only.rank == 0:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resumed_from:
             print(f"Resuming from {resumed_from}: logs and checkpoints continue in {out_dir}", flush=True)
             keep_csv_logs(loggers, resumed_step)
+    params = hparams_for_logging(cfg, composition)  # what runs are compared by (src/runs/hparams.py)
+    log_params(loggers, params)
+    finished = False
+    try:
+        metrics = fit_and_test(cfg, trainer, model, datamodule, resumed_from)
+        finished = True
+    finally:
+        finish_trackers(failed=not finished)  # the W&B run of this job ends with it
+    record_run(cfg, trainer, metrics, params, composition, time.perf_counter() - started)
+    return metrics
+
+
+def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, resumed_from: Path | None
+                 ) -> dict[str, float]:
+    """Fit (from `resumed_from` when resuming), then test the best checkpoint; the final metrics.
+    A signal ends the process here, once the interrupted run's checkpoint is saved."""
+    from lightning.pytorch.utilities import rank_zero_only
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from src.callbacks.interruption import end_interrupted_run
+    from src.runs.summary import one_line, scalar_metrics
 
     if cfg.train:
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed_from) if resumed_from else None)
         except SIGTERMException:  # Lightning's exit is code 0; a scheduler must see that the job was stopped
-            from src.callbacks.interruption import exit_code_of_stop
-
-            sys.exit(exit_code_of_stop())
+            end_interrupted_run()
         except RuntimeError as exc:
             if resumed_from and "Error(s) in loading state_dict" in str(exc):
                 raise UserError(
@@ -96,21 +113,34 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning("No best checkpoint was saved: testing the current weights.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        try:
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        except SIGTERMException:  # stopped while testing: a restart resumes from last.ckpt and tests again
+            end_interrupted_run()
         metrics.update(scalar_metrics(trainer.callback_metrics))
-        if main_process:
-            print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {out_dir})", flush=True)
-
-    for logger in trainer.loggers:  # TensorBoard's HPARAMS tab: the config beside its final metrics
-        if isinstance(logger, TensorBoardLogger):
-            # Under their own names: logged as scalars at step 0, they must not join the training curves.
-            logger.log_hyperparams(hparams_for_logging(cfg), metrics={f"hp/{k}": v for k, v in metrics.items()})
-    if main_process:  # the run record: metrics beside everything needed to understand and repeat them
-        record = run_record(build.plain(cfg), composition["overrides"], cfg.seed, str(trainer.strategy.root_device),
-                            time.perf_counter() - started)
-        write_metrics(out_dir / "metrics.json", metrics, optimized_metric=cfg.get("optimized_metric"),
-                      optimized_mode=cfg.get("optimized_mode"), **record)
+        if rank_zero_only.rank == 0:
+            print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {cfg.paths.output_dir})",
+                  flush=True)
     return metrics
+
+
+def record_run(cfg: DictConfig, trainer: Any, metrics: dict[str, float], params: dict[str, Any],
+               composition: dict[str, Any], wall_time_s: float) -> None:
+    """TensorBoard's HPARAMS (the parameters beside the final metrics) and `metrics.json`, the run
+    record: metrics beside everything needed to understand and repeat them."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from src.config import build
+    from src.runs.record import run_record
+    from src.runs.summary import write_metrics
+    from src.runs.trackers import log_hparams_table
+
+    log_hparams_table(trainer.loggers, params, metrics)
+    if rank_zero_only.rank == 0:
+        record = run_record(build.plain(cfg), composition["overrides"], cfg.seed, str(trainer.strategy.root_device),
+                            wall_time_s)
+        write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics,
+                      optimized_metric=cfg.get("optimized_metric"), optimized_mode=cfg.get("optimized_mode"), **record)
 
 
 def command_overrides() -> list[str]:
@@ -122,13 +152,39 @@ def command_overrides() -> list[str]:
 
 def run_config_of_command(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
     """(config, composition) that `python -m src.train <overrides>` runs: `cfg` as Hydra composed it, or
-    with `ckpt_path` the checkpoint's run continued with this command's values (src/runs/resume.py)."""
+    with `ckpt_path` the checkpoint's run continued with this command's values (src/runs/resume.py).
+    Without `ckpt_path`, a run folder that holds this command's interrupted run (a requeued sweep job,
+    or `hydra.run.dir=...` named again) continues from its `interrupted.ckpt` or `last.ckpt`."""
     from hydra.core.hydra_config import HydraConfig
 
-    from src.runs.resume import resumed_run_config
+    from src.runs.resume import checkpoint_to_resume, resumed_run_config
 
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
-    return resumed_run_config(cfg, command_overrides(), choices)
+    restarting = False
+    if not cfg.get("ckpt_path") and HydraConfig.initialized():
+        earlier = checkpoint_to_resume(cfg.paths.output_dir)
+        if earlier is not None:
+            cfg.ckpt_path, restarting = str(earlier), True
+    return resumed_run_config(cfg, command_overrides(), choices, restarting=restarting)
+
+
+def finished_earlier(cfg: DictConfig) -> dict[str, float] | None:
+    """The recorded metrics when this command's run already finished in the folder it writes into
+    (a sweep job started again), said in one line; None when there is a run to train."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from src.runs.resume import finished_run
+    from src.runs.summary import one_line
+
+    if cfg.get("ckpt_path") or not HydraConfig.initialized():
+        return None
+    record = finished_run(cfg.paths.output_dir, command_overrides())
+    if record is None:
+        return None
+    metrics = record["metrics"]
+    shown = one_line(metrics) if any(k.startswith("test/") for k in metrics) else one_line(metrics, "val/")
+    print(f"{cfg.paths.output_dir} holds this run finished already, so it is not trained again: {shown}", flush=True)
+    return metrics
 
 
 def record_failed_sweep_job(cfg: DictConfig, exc: Exception) -> None:
@@ -159,27 +215,22 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
-def hparams_for_logging(cfg: DictConfig) -> dict:
-    """The choices worth comparing across runs, flattened by the logger."""
-    from src.config.build import plain
-
-    keys = ("data", "model", "optimizer", "scheduler", "seed")
-    hp = {k: plain(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k] for k in keys if k in cfg}
-    hp["trainer"] = {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps", "precision", "accelerator")}
-    return hp
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from src.runs.resume import AnotherRunInFolder
+
     try:
-        metrics = train(*run_config_of_command(cfg))
+        metrics = finished_earlier(cfg)
+        if metrics is None:
+            metrics = train(*run_config_of_command(cfg))
     except Exception as exc:
-        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise
+        if isinstance(exc, AnotherRunInFolder) or not HydraConfig.initialized() \
+                or HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise  # (a folder of another run gets no failed.json)
         record_failed_sweep_job(cfg, exc)
         # The worst value, so an Optuna study goes on (it stops on NaN); the basic sweeper ignores it.
         return float("-inf") if cfg.get("optimized_mode", "max") == "max" else float("inf")

@@ -1,6 +1,7 @@
 """Resume, interruption, failing sweep jobs, determinism, non-finite loss, launchers and Optuna: each
 through the CLI, as a user types it (distributed training: tests/test_ddp_fresh_data_cli.py; faults at
-chosen moments: tests/test_resume_faults_cli.py)."""
+chosen moments: tests/test_resume_faults_cli.py; sweep folders and requeues:
+tests/test_sweep_folder_cli.py, tests/test_submitit_requeue_cli.py)."""
 
 import json
 import os
@@ -123,14 +124,6 @@ def test_truncated_data_file_is_one_sentence(cli, tmp_path):
     clean_failure(result, f"Fashion-MNIST files in {raw} could not be read", "truncated or corrupt")
 
 
-def test_local_parallel_launcher_runs_a_sweep(cli):
-    result = cli("src.train", "-m", "hydra/launcher=local_parallel", "optimizer.lr=0.01,0.02",
-                 "trainer.max_epochs=1", *FAST)
-    assert result.returncode == 0, result.output[-2000:]
-    jobs = [p.name for p in (result.cwd / "logs" / "train" / "multiruns").glob("*/*") if (p / "metrics.json").is_file()]
-    assert sorted(jobs) == ["0", "1"]
-
-
 def test_slurm_launcher_config_composes(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -141,12 +134,19 @@ def test_slurm_launcher_config_composes(tmp_path):
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.trainer.strategy == "ddp"
+    # submitit signals a job this long before its time limit, and requeues it up to 3 times
+    assert cfg.hydra.launcher.signal_delay_s == 120 and cfg.hydra.launcher.max_num_timeout == 3
+    from omegaconf import OmegaConf
+
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert launcher["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"  # in the sweep folder
 
 
-def test_optuna_sweep_runs_offline(cli):
+def test_optuna_sweep_runs_offline_in_one_folder(cli):
     result = cli("src.train", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
                  *FAST)
     assert result.returncode == 0, result.output[-2000:]
     (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
     results = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in results and "optimizer.lr" in results
+    assert all((sweep / job / "metrics.json").is_file() for job in "01")  # the trials beside the results

@@ -56,12 +56,26 @@ def test_iris_softmax_regression_reaches_090(cli):
     assert result.metrics()["test/acc"] >= 0.9
 
 
-def test_sweep_runs_each_job_in_its_own_folder(cli):
-    result = cli("src.train", "-m", "optimizer.lr=0.1,0.01", "trainer.max_epochs=1", "callbacks.progress_bar=null")
+def hparams_of(tensorboard_dir) -> tuple[dict, list[str]]:
+    """TensorBoard's HPARAMS of a run, read back from its event files: ({name: value}, metric tags)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(tensorboard_dir), size_guidance={"tensors": 0}).Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    values = {k: v.string_value if v.HasField("string_value") else v.number_value for k, v in start.hparams.items()}
+    return values, [m.name.tag for m in experiment.metric_infos]
+
+
+def test_sweep_runs_each_job_in_its_own_folder_and_hparams_show_what_differs(cli):
+    result = cli("src.train", "-m", "optimizer.lr=0.1,0.01", "trainer.max_epochs=1", "callbacks.progress_bar=null",
+                 "model.net.dropout=0.1")
     assert result.returncode == 0, result.output[-3000:]
-    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()  # one sweep folder
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [p.name for p in jobs] == ["0", "1"]
+    assert [p.name for p in jobs] == ["0", "1"] and (sweep / "multirun.yaml").is_file()
     lrs = []
     for job in jobs:
         assert (job / "metrics.json").is_file()
@@ -69,6 +83,17 @@ def test_sweep_runs_each_job_in_its_own_folder(cli):
         lrs.append("0.1" in overrides and "lr=0.1" in overrides)
     assert lrs == [True, False]
     assert json.loads((jobs[0] / "metrics.json").read_text())["optimized_metric"] == "val/acc"
+
+    for job, lr in zip(jobs, (0.1, 0.01)):  # HPARAMS: group choices, set and swept values, final metrics
+        values, metric_tags = hparams_of(job / "tensorboard")
+        assert {k: values[k] for k in ("model", "data", "optimizer", "scheduler", "augment", "trainer")} == {
+            "model": "mlp", "data": "digits", "optimizer": "adam", "scheduler": "none", "augment": "none",
+            "trainer": "default"}
+        assert values["optimizer.lr"] == pytest.approx(lr) and values["model.net.dropout"] == pytest.approx(0.1)
+        assert {"data.batch_size", "trainer.max_epochs", "seed", "optimizer.weight_decay"} <= set(values)
+        assert not [k for k in values if "_target_" in k or "dir" in k or k.startswith(("paths", "callbacks"))]
+        metrics = json.loads((job / "metrics.json").read_text())["metrics"]
+        assert sorted(metric_tags) == sorted(f"hp/{k}" for k in metrics)  # no hp/step, hp/epoch
 
 
 @pytest.mark.slow

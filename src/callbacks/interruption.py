@@ -1,12 +1,15 @@
-"""Ctrl-C or SIGTERM (e.g. a SLURM pre-emption): save a checkpoint, say how to resume, then exit."""
+"""Ctrl-C, SIGTERM (e.g. a SLURM pre-emption) or a submitit job's requeue signal: save a checkpoint,
+say how to resume, then exit (or let submitit requeue the job)."""
 
 from __future__ import annotations
 
 import shlex
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
@@ -23,20 +26,33 @@ class CheckpointOnInterrupt(L.Callback):
     Ctrl-C stops training as SIGTERM does (Lightning notes the signal and stops between two batches),
     so that the checkpoint never holds half a step; a second Ctrl-C stops at once. (With several
     processes Ctrl-C keeps Python's immediate stop, and the checkpoint may hold half a step.)
+
+    In a job started by submitit (`hydra/launcher=slurm` or `submitit_local`), the signal submitit
+    requeues on (SIGUSR2 by default, sent `signal_delay_s` before the time limit) stops training
+    the same way; once `interrupted.ckpt` is saved, submitit's own handler requeues the job
+    (`end_interrupted_run`), and the requeued job resumes from that checkpoint in its folder.
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
         self.filename = filename
         self._saving_mid_validation = False
         self._previous_handler: Any = None
+        self._previous_requeue_handler: tuple[int, Any] | None = None
 
     # --- Ctrl-C: stop where SIGTERM stops ---------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        global _ctrl_c_pressed
-        _ctrl_c_pressed = False
+        global _ctrl_c_pressed, _requeue
+        _ctrl_c_pressed, _requeue = False, None
         in_main_thread = threading.current_thread() is threading.main_thread()
         if trainer.world_size == 1 and in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
+        self._defer_requeue_signal()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._defer_requeue_signal()  # testing stops at a batch boundary too, and the job is requeued
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_requeue_signal()
 
     def _on_ctrl_c(self, signum: int, frame: Any) -> None:
         global _ctrl_c_pressed
@@ -49,15 +65,43 @@ class CheckpointOnInterrupt(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_ctrl_c()
+        self._restore_requeue_signal()
 
     def _restore_ctrl_c(self) -> None:
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
 
+    # --- submitit's requeue signal: stop where SIGTERM stops, then let submitit requeue -----------
+    def _defer_requeue_signal(self) -> None:
+        signum = submitit_requeue_signal()
+        if signum is None or threading.current_thread() is not threading.main_thread():
+            return
+        handler = signal.getsignal(signum)
+        if callable(handler) and handler != self._on_requeue_signal:  # submitit's handler is installed
+            self._previous_requeue_handler = (signum, handler)
+            signal.signal(signum, self._on_requeue_signal)
+
+    def _on_requeue_signal(self, signum: int, frame: Any) -> None:
+        global _requeue
+        if _requeue is not None or self._previous_requeue_handler is None:
+            return  # already stopping
+        _requeue = (self._previous_requeue_handler[1], signum)
+        print(f"\nReceived {signal.Signals(signum).name} (the job's time limit or pre-emption): stopping after the "
+              "batch in progress to save a checkpoint; then submitit requeues the job ...", flush=True)
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if callable(sigterm):
+            sigterm(signal.SIGTERM, frame)  # Lightning's SIGTERM handler: the loops stop at their next batch boundary
+
+    def _restore_requeue_signal(self) -> None:
+        if self._previous_requeue_handler is not None:
+            signal.signal(*self._previous_requeue_handler)
+            self._previous_requeue_handler = None
+
     # --- the checkpoint ---------------------------------------------------------------------------
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_ctrl_c()
+        self._restore_requeue_signal()
         fitting = trainer.state.fn == TrainerFn.FITTING  # also when the signal lands during validation
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not fitting:
             return
@@ -80,11 +124,33 @@ class CheckpointOnInterrupt(L.Callback):
 
 
 _ctrl_c_pressed = False  # set by the Ctrl-C handler of the run in progress (one per process)
+# submitit's requeue handler and the signal it was sent, once that signal stopped the run in progress
+_requeue: tuple[Callable[[int, Any], Any], int] | None = None
+
+
+def submitit_requeue_signal() -> int | None:
+    """The signal submitit requeues a job on (SIGUSR2, or what SUBMITIT_PREEMPT_SIGNAL names), when
+    this process runs a submitit job (submitit is loaded only there)."""
+    submitit = sys.modules.get("submitit")
+    name = getattr(getattr(submitit, "JobEnvironment", None), "USR_SIG", None)
+    return getattr(signal, f"SIG{name}", None) if name else None
 
 
 def exit_code_of_stop() -> int:
     """The exit code of a run stopped by a signal: 130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number)."""
     return 128 + (signal.SIGINT if _ctrl_c_pressed else signal.SIGTERM)
+
+
+def end_interrupted_run() -> NoReturn:
+    """End the process of a run that a signal stopped (its checkpoint is saved): submitit's requeue
+    signal goes on to submitit's handler, which resubmits the job with the same arguments and exits
+    (or raises submitit's error when the job may not be requeued again); otherwise exit 130 / 143."""
+    global _requeue
+    if _requeue is not None:
+        handler, signum = _requeue
+        _requeue = None
+        handler(signum, None)
+    sys.exit(exit_code_of_stop())
 
 
 def restart_validation(checkpoint: dict[str, Any]) -> None:

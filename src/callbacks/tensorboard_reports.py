@@ -1,9 +1,10 @@
-"""What a model does, in TensorBoard: confusion-matrix images, per-class scores, a grid of test
-predictions and one chart per learning curve (train and validation together).
+"""What a model does, in TensorBoard (and MLflow, W&B): confusion-matrix images, per-class scores, a
+grid of test predictions and one chart per learning curve (train and validation together).
 
-Every callback here copes with any set of loggers: images and the chart layout go to loggers whose
-`experiment` can take them (TensorBoard's `SummaryWriter`), scalars go to every logger (CSV too),
-and with no logger or under `trainer.fast_dev_run` they do nothing. The matrices come from
+Every callback here copes with any set of loggers: images go to the loggers that take them
+(TensorBoard's IMAGES, MLflow artifacts, W&B media: `src.runs.trackers.log_image`), the chart layout
+to TensorBoard's `SummaryWriter`, scalars to every logger (CSV too), and with no logger or under
+`trainer.fast_dev_run` they do nothing. The matrices come from
 `ClassificationModule` (`val_confusion_matrix` after each validation, `test_confusion_matrix` after
 the test), so nothing is recomputed.
 
@@ -28,16 +29,19 @@ def active(trainer: L.Trainer) -> bool:
     return trainer.is_global_zero and not trainer.fast_dev_run
 
 
-def image_writers(trainer: L.Trainer) -> list[Any]:
-    """The experiments of the loggers that take images (TensorBoard's SummaryWriter)."""
+def image_loggers(trainer: L.Trainer) -> list[Any]:
+    """The loggers that take images (TensorBoard, MLflow, W&B), on the main process only."""
+    from src.runs.trackers import image_loggers as takes_images
+
+    return takes_images(trainer.loggers) if active(trainer) else []
+
+
+def summary_writers(trainer: L.Trainer) -> list[Any]:
+    """The experiments of the loggers that are TensorBoard SummaryWriters (custom-scalar layouts)."""
     if not active(trainer):
         return []
-    writers = []
-    for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if callable(getattr(type(experiment), "add_image", None)):
-            writers.append(experiment)
-    return writers
+    experiments = [getattr(logger, "experiment", None) for logger in trainer.loggers]
+    return [e for e in experiments if callable(getattr(type(e), "add_custom_scalars", None))]
 
 
 def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
@@ -110,21 +114,24 @@ class ConfusionMatrixImage(L.Callback):
 
     @staticmethod
     def _log(trainer: L.Trainer, matrix: torch.Tensor | None, split: str, title: str) -> None:
-        writers = image_writers(trainer)
-        if matrix is None or not writers:
+        loggers = image_loggers(trainer)
+        if matrix is None or not loggers:
             return
         from src.figures.plots import confusion_matrix_figure, to_rgb
+        from src.runs.trackers import log_image
 
         names = class_names(trainer, len(matrix))
         image = to_rgb(confusion_matrix_figure(matrix, names, f"Confusion matrix, {title}"))
-        for writer in writers:
-            writer.add_image(f"confusion_matrix/{split}", image, trainer.global_step, dataformats="HWC")
+        for logger in loggers:
+            log_image(logger, f"confusion_matrix/{split}", image, trainer.global_step)
 
 
 class PerClassMetrics(L.Callback):
     """SCALARS: `val/precision/<class>`, `val/recall/<class>`, `val/f1/<class>` and the same under
     `test/`, read off the confusion matrix (the macro averages are `val/precision` etc.). Sent to
-    every logger (CSV too), but not into the run's final metrics."""
+    every logger (CSV too), but not into the run's final metrics. MLflow gets them as
+    `val/per_class/precision/<class>`: its file store keeps a metric per file, named by its path, so
+    `val/precision` cannot also be a folder."""
 
     AUTO_LOGS = 100
 
@@ -144,17 +151,20 @@ class PerClassMetrics(L.Callback):
     def _log(trainer: L.Trainer, matrix: torch.Tensor | None, split: str) -> None:
         if matrix is None or not trainer.loggers:
             return
+        from lightning.pytorch.loggers import MLFlowLogger
+
         from src.models.metrics import per_class_metrics
 
         scores = per_class_metrics(matrix)
         names = [tag_name(n) for n in class_names(trainer, len(matrix))]
-        metrics: dict[str, float] = {"epoch": float(trainer.current_epoch)}  # as Lightning logs beside metrics
-        metrics |= {
-            f"{split}/{score}/{name}": float(value)
-            for score in ("precision", "recall", "f1")
-            for name, value in zip(names, scores[score].tolist())
-        }
         for logger in trainer.loggers:
+            folder = f"{split}/per_class" if isinstance(logger, MLFlowLogger) else split
+            metrics: dict[str, float] = {"epoch": float(trainer.current_epoch)}  # as Lightning logs beside metrics
+            metrics |= {
+                f"{folder}/{score}/{name}": float(value)
+                for score in ("precision", "recall", "f1")
+                for name, value in zip(names, scores[score].tolist())
+            }
             logger.log_metrics(metrics, step=trainer.global_step)
             logger.save()
 
@@ -167,17 +177,18 @@ class PredictionGrid(L.Callback):
         self.num_images, self.ncols = int(num_images), int(ncols)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        writers = image_writers(trainer)
-        if not writers or self.num_images < 1:
+        loggers = image_loggers(trainer)
+        if not loggers or self.num_images < 1:
             return
         grid = prediction_grid(trainer, pl_module, self.num_images, self.ncols)
         if grid is None:
             return
         from src.figures.plots import to_rgb
+        from src.runs.trackers import log_image
 
         image = to_rgb(grid)
-        for writer in writers:
-            writer.add_image("predictions/test", image, trainer.global_step, dataformats="HWC")
+        for logger in loggers:
+            log_image(logger, "predictions/test", image, trainer.global_step)
 
 
 def prediction_grid(trainer: L.Trainer, pl_module: L.LightningModule, num_images: int = 50, ncols: int = 10):
@@ -233,6 +244,5 @@ class LearningCurvesLayout(L.Callback):
     }
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for writer in image_writers(trainer):
-            if callable(getattr(writer, "add_custom_scalars", None)):
-                writer.add_custom_scalars(self.LAYOUT)
+        for writer in summary_writers(trainer):
+            writer.add_custom_scalars(self.LAYOUT)

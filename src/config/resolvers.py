@@ -19,10 +19,9 @@ if not OmegaConf.has_resolver("pid"):
     OmegaConf.register_new_resolver("pid", os.getpid)
 
 
-
 def as_node(value):
-    """A list as a ListConfig: OmegaConf can then also resolve it in place (`--cfg job --resolve`)."""
-    return OmegaConf.create(value) if isinstance(value, list) else value
+    """A list or dict as a config node: OmegaConf can then also resolve it in place (`--cfg job --resolve`)."""
+    return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
 
 
 if not OmegaConf.has_resolver("image_folder"):
@@ -42,3 +41,21 @@ if not OmegaConf.has_resolver("table"):
         return as_node(config_value(key, _parent_))
 
     OmegaConf.register_new_resolver("table", _table)
+
+if not OmegaConf.has_resolver("tracker"):
+    # `run_name: ${tracker:name}` (also `group`, `tags`): how MLflow and W&B name this job (src/runs/trackers.py).
+    def _tracker(key: str):
+        from src.runs.trackers import run_identity
+
+        return as_node(run_identity()[key])
+
+    OmegaConf.register_new_resolver("tracker", _tracker)
+
+if not OmegaConf.has_resolver("wandb_offline"):
+    # `offline: ${wandb_offline:}`: true unless a W&B API key is configured (src/runs/trackers.py).
+    def _wandb_offline() -> bool:
+        from src.runs.trackers import wandb_offline
+
+        return wandb_offline()
+
+    OmegaConf.register_new_resolver("wandb_offline", _wandb_offline)

@@ -137,7 +137,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             max_device_fraction is None or (isinstance(max_device_fraction, (int, float)) and max_device_fraction > 0),
             f"data.max_device_fraction must be a positive number (or null for always), got {max_device_fraction!r}.",
         )
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/hparams.py)
         self.name = name
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape)

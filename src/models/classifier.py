@@ -121,7 +121,9 @@ class ClassificationModule(L.LightningModule):
         # GoogLeNetModule) must not store them, or `cls(**checkpoint["hyper_parameters"])` fails.
         accepted = inspect.signature(type(self).__init__).parameters
         open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        self.save_hyperparameters(ignore=[k for k in OPTIONAL_KEYS if k not in accepted and not open_ended])
+        # In the checkpoint, not in the loggers: what runs are compared by is logged by src.train (src/runs/hparams.py).
+        self.save_hyperparameters(ignore=[k for k in OPTIONAL_KEYS if k not in accepted and not open_ended],
+                                  logger=False)
         require(
             isinstance(steps_per_call, int) and not isinstance(steps_per_call, bool) and steps_per_call > 0,
             f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",

@@ -10,10 +10,15 @@
 - `composition_of(cfg)` / `COMPOSITION_KEY`: the group choices and overrides a run was composed
   from, stored in its checkpoints so that a resumed run can be compared with the command that
   resumes it.
+- `finished_run(run_dir, overrides)` and `resumed_run_config(..., restarting=True)`: the same command
+  started again in the folder of its earlier start (a requeued sweep job: its folder depends only
+  on the sweep folder and the job number) does not train a finished run again, and continues an
+  interrupted one from its checkpoint; a folder holding a run of other overrides is refused.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -65,6 +70,45 @@ def resolve_resume_path(ckpt_path: Any, cfg: DictConfig) -> Path:
     return Path(str(ckpt_path)).expanduser()
 
 
+# --- the same command started again in its own folder ------------------------------------------------------
+class AnotherRunInFolder(UserError):
+    """The folder a command writes into holds a run of other overrides: nothing in it is touched."""
+
+
+def described_by(overrides: list[str]) -> list[str]:
+    """The overrides that make a run what it is, order aside (not `ckpt_path`, not Hydra's settings)."""
+    return sorted(normalised(o) for o in merged_overrides([], [str(o) for o in overrides]))
+
+
+def refuse_another_run(run_dir: Path, recorded: list[str], overrides: list[str]) -> None:
+    """A command restarted in `run_dir` must be the command of the run recorded there."""
+    if described_by(recorded) != described_by(overrides):
+        raise AnotherRunInFolder(
+            f"{run_dir} already holds a run of other overrides ({' '.join(recorded) or 'none'}); start that run's "
+            "own command to continue it, or write this one elsewhere (a new sweep folder, or hydra.run.dir=...)."
+        )
+
+
+def finished_run(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The record (`metrics.json`) of the run `run_dir` holds, when it finished: the record is newer
+    than every checkpoint to resume there (a run continued later and interrupted again is not
+    finished). None when the folder holds no finished run; `AnotherRunInFolder` when it holds a
+    finished run of other overrides."""
+    record_file = Path(run_dir) / "metrics.json"
+    if not record_file.is_file():
+        return None
+    ckpt = checkpoint_to_resume(run_dir)
+    if ckpt is not None and ckpt.stat().st_mtime > record_file.stat().st_mtime:
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+        record["metrics"] = {str(k): float(v) for k, v in record["metrics"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # an unreadable record (cut short while written): not taken as finished
+    refuse_another_run(Path(run_dir), list(record.get("overrides") or []), overrides)
+    return record
+
+
 # --- which configuration -------------------------------------------------------------------------------
 def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
     """{"choices", "overrides"} of the Hydra job that composed `cfg`, or None when Hydra's run-time
@@ -101,12 +145,14 @@ def merged_overrides(before: list[str], after: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def resumed_run_config(cfg: DictConfig, overrides: list[str],
-                       choices: dict[str, Any]) -> tuple[DictConfig, dict[str, Any] | None]:
+def resumed_run_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any],
+                       restarting: bool = False) -> tuple[DictConfig, dict[str, Any] | None]:
     """(config to run, composition to record) for a command with `overrides` whose composition chose
     `choices`. Without `ckpt_path`: `cfg` as it is (and None). With it: the checkpoint's run
     configuration with this command's value overrides on top and its group overrides checked against
-    the run's; `ckpt_path` set to the checkpoint file; the run's composition plus these overrides."""
+    the run's; `ckpt_path` set to the checkpoint file; the run's composition plus these overrides.
+    `restarting`: the checkpoint was found in the folder this command writes into, so it must be
+    the checkpoint of this very command (`AnotherRunInFolder` otherwise)."""
     from src.runs.checkpoint import load_checkpoint
 
     ckpt_path = cfg.get("ckpt_path")
@@ -115,6 +161,8 @@ def resumed_run_config(cfg: DictConfig, overrides: list[str],
     path, ckpt = load_checkpoint(str(resolve_resume_path(ckpt_path, cfg)))
     run_config = ckpt["run_config"]
     recorded = ckpt.get(COMPOSITION_KEY) or {}
+    if restarting:
+        refuse_another_run(path.parent.parent, list(recorded.get("overrides") or []), overrides)
     resumed = OmegaConf.create(run_config)
     for override in overrides:
         key = override_key(override)

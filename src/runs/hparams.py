@@ -1,0 +1,75 @@
+"""What runs are compared by: TensorBoard's HPARAMS columns and the MLflow / W&B parameters.
+
+`hparams_for_logging(cfg, composition)` is one flat `{name: value}` of
+- the config group choices (`model`, `data`, `optimizer`, `scheduler`, `augment`, `trainer`, and
+  `experiment` when one is chosen), as Hydra composed them;
+- the hyper-parameters a user sets, where the run's config has them (`HYPERPARAMETERS`: learning
+  rate, weight decay, momentum, batch size, epochs, dropout, widths, seed, and the fold of a
+  cross-validation);
+- every value the command's overrides set (a sweep's swept keys among them), read from the
+  resolved config;
+and never a path, a `_target_` string, nor the settings of callbacks, loggers and Hydra itself.
+The names are the dotted keys a user types (`optimizer.lr`), so a column reads as its override.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+CHOICE_GROUPS = ("model", "data", "optimizer", "scheduler", "augment", "trainer", "experiment")
+HYPERPARAMETERS = (
+    "seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.momentum", "data.batch_size", "trainer.max_epochs",
+    "trainer.max_steps", "model.net.dropout", "model.net.hidden_sizes", "model.net.hidden", "model.net.widths",
+    "model.net.classifier_width",
+)
+# Overrides under these keys describe where and how a run is recorded, not what it trains.
+NOT_HYPERPARAMETERS = ("callbacks", "logger", "paths", "hydra", "debug", "tags", "task_name", "ckpt_path",
+                       "optimized_metric", "optimized_mode", "train", "test")
+PATH_SUFFIXES = ("_dir", "_file", "_path", "_root", "_uri")
+PATH_NAMES = ("root", "dir", "file", "path", "uri", "inputs")
+
+
+def is_hyperparameter_key(key: str) -> bool:
+    """Whether an overridden key is a hyper-parameter (not a path, a target, or a recording setting)."""
+    first, leaf = key.split(".", 1)[0], key.rsplit(".", 1)[-1]
+    if first in NOT_HYPERPARAMETERS or (leaf.startswith("_") and leaf.endswith("_")):
+        return False
+    return not leaf.endswith(PATH_SUFFIXES) and leaf not in PATH_NAMES
+
+
+def loggable(value: Any) -> Any:
+    """A value every logger takes: numbers, strings and booleans as they are, anything else as text."""
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def hparams_for_logging(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The choices worth comparing across runs, flat (see the module's docstring)."""
+    from src.runs.resume import override_key
+
+    composition = composition or {}
+    choices = composition.get("choices") or {}
+    hp: dict[str, Any] = {group: str(choices[group]) for group in CHOICE_GROUPS
+                          if choices.get(group) not in (None, "null")}
+    keys = [k for k in HYPERPARAMETERS if k != "trainer.max_steps" or OmegaConf.select(cfg, k, default=-1) != -1]
+    if OmegaConf.select(cfg, "data.num_folds", default=None):
+        keys.append("data.fold")
+    for override in composition.get("overrides") or []:
+        key = override_key(str(override))
+        if not str(override).startswith("~") and "=" in str(override) and is_hyperparameter_key(key) \
+                and key not in choices and "/" not in key:
+            keys.append(key)
+    for key in dict.fromkeys(keys):
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is not None and not OmegaConf.is_dict(value):
+            hp[key] = loggable(value)
+    return hp
+
+
+def final_metrics_for_logging(metrics: dict[str, float]) -> dict[str, float]:
+    """The final metrics beside the hyper-parameters, under `hp/` (logged as scalars at step 0 they
+    must not join the training curves); counters such as `epoch` and `step` are no metric."""
+    return {f"hp/{k}": float(v) for k, v in metrics.items() if k.rsplit("/", 1)[-1] not in ("epoch", "step")}
