@@ -141,6 +141,7 @@ def record_run(cfg: DictConfig, trainer: Any, metrics: dict[str, float], params:
                             wall_time_s)
         write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics,
                       optimized_metric=cfg.get("optimized_metric"), optimized_mode=cfg.get("optimized_mode"), **record)
+        (Path(cfg.paths.output_dir) / "failed.json").unlink(missing_ok=True)  # an earlier attempt's, now resumed
 
 
 def command_overrides() -> list[str]:

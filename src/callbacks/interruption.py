@@ -144,12 +144,21 @@ def exit_code_of_stop() -> int:
 def end_interrupted_run() -> NoReturn:
     """End the process of a run that a signal stopped (its checkpoint is saved): submitit's requeue
     signal goes on to submitit's handler, which resubmits the job with the same arguments and exits
-    (or raises submitit's error when the job may not be requeued again); otherwise exit 130 / 143."""
+    (a job it may not requeue again ends in one sentence); otherwise exit 130 / 143."""
     global _requeue
     if _requeue is not None:
         handler, signum = _requeue
         _requeue = None
-        handler(signum, None)
+        try:
+            handler(signum, None)
+        except Exception as exc:  # submitit's refusal, e.g. after hydra.launcher.max_num_timeout time limits
+            from src.errors import UserError
+
+            raise UserError(
+                f"submitit did not requeue this job ({exc}); its checkpoint is kept in the job folder: start the "
+                "sweep's own command again with hydra.sweep.dir=<its folder> to resume it, or allow more requeues "
+                "with hydra.launcher.max_num_timeout=N."
+            ) from exc
     sys.exit(exit_code_of_stop())
 
 
