@@ -53,6 +53,53 @@ def cli(tmp_path):
 
 
 @pytest.fixture
+def cli_in_process(tmp_path, monkeypatch, capsys):
+    """Like `cli`, with the same entry point and command line, but in this test's process: for commands that
+    stop before training (bad input, --help), where a new interpreter would add only its start-up time.
+    A command that trains runs through `cli`: its own process, as a user's."""
+    import logging
+    import runpy
+    import traceback
+    import warnings
+    from types import SimpleNamespace
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    def run(module: str, *args: str) -> CliResult:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "argv", [module, *args])
+        monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+        monkeypatch.setenv("COLUMNS", "120")
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        GlobalHydra.instance().clear()
+        code = 0
+        try:
+            with warnings.catch_warnings():  # runpy notes that the entry module was imported before (by tests)
+                warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package",
+                                        category=RuntimeWarning)
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as exc:  # what the process would exit with
+            if exc.code is not None and not isinstance(exc.code, int):
+                print(exc.code, file=sys.stderr)  # as the interpreter prints sys.exit("message")
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:  # an uncaught exception: the interpreter would print it and exit with 1
+            traceback.print_exc()
+            code = 1
+        finally:
+            GlobalHydra.instance().clear()
+            for handler in root.handlers:
+                if handler not in handlers:  # the run's log file (Hydra's job logging)
+                    handler.close()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        out = capsys.readouterr()
+        return CliResult(SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err), tmp_path)
+
+    return run
+
+
+@pytest.fixture
 def compose(tmp_path):
     """`compose(["data=iris"])` -> the resolved train config, with run folders under tmp_path."""
     from hydra.core.global_hydra import GlobalHydra

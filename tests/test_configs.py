@@ -96,8 +96,8 @@ def test_shared_keys_come_from_the_base_configs(compose):
     assert cfg.model._target_ == "src.models.classifier.ClassificationModule"
 
 
-def test_base_configs_are_not_offered_as_choices(cli):
-    result = cli("src.train", "--help")
+def test_base_configs_are_not_offered_as_choices(cli_in_process):
+    result = cli_in_process("src.train", "--help")
     assert result.returncode == 0, result.output
     lines = {line.split(":", 1)[0]: line for line in result.stdout.splitlines() if ": " in line}
     assert "base" not in lines["data"] and "base" not in lines["model"]

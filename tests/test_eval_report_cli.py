@@ -195,7 +195,7 @@ def test_predict_preprocessing_comes_from_the_checkpoint(trained):
     assert prep.transform["std"] == pytest.approx(train_transform.std.flatten().tolist())
 
 
-def test_predict_bad_inputs_are_one_sentence(trained, tmp_path, compose):
+def test_predict_bad_inputs_are_one_sentence(trained, tmp_path, compose, cli_in_process):
     from PIL import Image
 
     from src.errors import UserError
@@ -203,7 +203,7 @@ def test_predict_bad_inputs_are_one_sentence(trained, tmp_path, compose):
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert_clean_failure(run_cli(tmp_path, "src.predict", f"ckpt_path={trained['best']}", f"inputs={empty}"),
+    assert_clean_failure(cli_in_process("src.predict", f"ckpt_path={trained['best']}", f"inputs={empty}"),
                          f"the folder {empty} holds no images")
 
     def run(inputs, ckpt=trained["best"]):
@@ -271,10 +271,10 @@ def test_export_torchscript_next_to_the_checkpoint(trained, compose, capsys):
     assert loaded(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
 
 
-def test_export_bad_input_is_one_sentence(trained, tmp_path):
+def test_export_bad_input_is_one_sentence(tmp_path, cli_in_process):
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
-    assert_clean_failure(run_cli(tmp_path, "src.export", f"ckpt_path={corrupt}"), "not a readable PyTorch checkpoint")
+    assert_clean_failure(cli_in_process("src.export", f"ckpt_path={corrupt}"), "not a readable PyTorch checkpoint")
 
 
 def test_export_to_an_unwritable_path_blames_the_path(trained, tmp_path, compose):

@@ -90,8 +90,8 @@ def test_tuner_finds_batch_size_then_lr_and_the_run_uses_them(cli):
      "takes several in each (Lightning's manual optimisation); set data.steps_per_call=1 or drop "
      "trainer.gradient_clip_val.\n"),
 ])
-def test_impossible_recipes_stop_with_one_sentence(cli, args, fragment):
-    result = cli("src.train", *args, *FAST, "trainer.max_epochs=1")
+def test_impossible_recipes_stop_with_one_sentence(cli_in_process, args, fragment):
+    result = cli_in_process("src.train", *args, *FAST, "trainer.max_epochs=1")
     assert result.returncode == 2 and "Traceback" not in result.output and fragment in result.output, result.output
 
 

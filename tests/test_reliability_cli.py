@@ -47,10 +47,10 @@ def test_resume_to_four_epochs_equals_four_uninterrupted_epochs(cli):
     assert sorted(p.name for p in (run_b / "checkpoints").iterdir())[-1] == "last.ckpt"
 
 
-def test_resume_rejects_changing_the_composition(cli):
+def test_resume_rejects_changing_the_composition(cli, cli_in_process):
     first = cli("src.train", *FAST, "trainer.max_epochs=1")
     assert first.returncode == 0
-    clean_failure(cli("src.train", "ckpt_path=last", "model=softmax_regression"),
+    clean_failure(cli_in_process("src.train", "ckpt_path=last", "model=softmax_regression"),
                   "a resumed run keeps its configuration, so 'model=softmax_regression' cannot change it")
 
 
@@ -104,11 +104,11 @@ def test_non_finite_loss_stops_the_run_without_a_checkpoint_of_it(cli):
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
     ],
 )
-def test_bad_input_is_one_sentence(cli, args, fragment):
-    clean_failure(cli("src.train", *args, *FAST), fragment)
+def test_bad_input_is_one_sentence(cli_in_process, args, fragment):
+    clean_failure(cli_in_process("src.train", *args, *FAST), fragment)
 
 
-def test_truncated_data_file_is_one_sentence(cli, tmp_path):
+def test_truncated_data_file_is_one_sentence(cli_in_process, tmp_path):
     raw = tmp_path / "fmnist" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     sizes = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
@@ -119,8 +119,8 @@ def test_truncated_data_file_is_one_sentence(cli, tmp_path):
         header = magic.to_bytes(4, "big") + count.to_bytes(4, "big")
         header += (28).to_bytes(4, "big") * 2 if "images" in name else b""
         (raw / name).write_bytes(header + bytes(min(size, 1000)))
-    result = cli("src.train", "data=fashion_mnist", f"data.data_dir={tmp_path / 'fmnist'}", "data.system_dir=null",
-                 "data.download=false", "model=lenet", *FAST)
+    result = cli_in_process("src.train", "data=fashion_mnist", f"data.data_dir={tmp_path / 'fmnist'}",
+                            "data.system_dir=null", "data.download=false", "model=lenet", *FAST)
     clean_failure(result, f"Fashion-MNIST files in {raw} could not be read", "truncated or corrupt")
 
 

@@ -63,8 +63,8 @@ def test_report_sorts_by_a_minimised_metric(tmp_path):
     assert [r["status"] for r in rows[3:]] == ["failed (no metrics.json)", "failed: optimizer.lr must be..."]
 
 
-def test_report_on_a_folder_without_runs_is_one_sentence(cli, tmp_path):
+def test_report_on_a_folder_without_runs_is_one_sentence(cli_in_process, tmp_path):
     empty = tmp_path / "sweep"
     empty.mkdir()
-    assert_clean_failure(cli("src.report", str(empty)), f"{empty} holds no runs")
-    assert_clean_failure(cli("src.report", str(tmp_path / "missing")), "there is no folder at")
+    assert_clean_failure(cli_in_process("src.report", str(empty)), f"{empty} holds no runs")
+    assert_clean_failure(cli_in_process("src.report", str(tmp_path / "missing")), "there is no folder at")

@@ -30,15 +30,15 @@ FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=n
         (["data.val_fraction=2"], "data.val_fraction must be between 0 and 1"),
     ],
 )
-def test_typed_config_rejects_typos_types_and_ranges_before_loading_data(cli, args, fragment):
-    result = cli("src.train", *args, *FAST)
+def test_typed_config_rejects_typos_types_and_ranges_before_loading_data(cli_in_process, args, fragment):
+    result = cli_in_process("src.train", *args, *FAST)
     assert result.returncode == 2 and "Traceback" not in result.output, result.output[-2000:]
     assert fragment in result.stderr, result.output[-2000:]
     assert "CONFIG" not in result.stdout  # stopped before the run started
 
 
-def test_help_lists_the_groups_and_their_choices(cli):
-    result = cli("src.train", "--help")
+def test_help_lists_the_groups_and_their_choices(cli_in_process):
+    result = cli_in_process("src.train", "--help")
     assert result.returncode == 0
     for line in ("model: alexnet, deep_mlp, googlenet", "data: cifar10, cifar100, csv, digits", "trainer: cpu, ddp"):
         assert line in result.stdout

@@ -140,12 +140,13 @@ def test_debug_fast_dev_run_and_csv_logger(cli):
                                         "shape [1, 8, 8]"]),
     ],
 )
-def test_bad_input_stops_with_one_sentence(cli, args, fragments):
-    assert_clean_failure(cli("src.train", *args, "trainer.max_epochs=1"), *fragments)
+def test_bad_input_stops_with_one_sentence(cli_in_process, args, fragments):
+    assert_clean_failure(cli_in_process("src.train", *args, "trainer.max_epochs=1"), *fragments)
 
 
-def test_eval_bad_checkpoints(cli, tmp_path):
-    assert_clean_failure(cli("src.eval"), "ckpt_path is required")
-    assert_clean_failure(cli("src.eval", "ckpt_path=missing.ckpt"), "no checkpoint at missing.ckpt")
+def test_eval_bad_checkpoints(cli_in_process, tmp_path):
+    assert_clean_failure(cli_in_process("src.eval"), "ckpt_path is required")
+    assert_clean_failure(cli_in_process("src.eval", "ckpt_path=missing.ckpt"), "no checkpoint at missing.ckpt")
     (tmp_path / "corrupt.ckpt").write_bytes(b"not a checkpoint")
-    assert_clean_failure(cli("src.eval", f"ckpt_path={tmp_path / 'corrupt.ckpt'}"), "not a readable PyTorch checkpoint")
+    assert_clean_failure(cli_in_process("src.eval", f"ckpt_path={tmp_path / 'corrupt.ckpt'}"),
+                         "not a readable PyTorch checkpoint")

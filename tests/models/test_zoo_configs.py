@@ -66,8 +66,8 @@ def test_vgg_and_alexnet_configs_choose_the_head_by_image_size(compose):
         assert small.net.classifier_kind == "small"
 
 
-def test_an_unknown_head_is_one_sentence_before_training(cli):
-    result = cli("src.train", "model=vgg11", "data=cifar10", "model.net.classifier=wide")
+def test_an_unknown_head_is_one_sentence_before_training(cli_in_process):
+    result = cli_in_process("src.train", "model=vgg11", "data=cifar10", "model.net.classifier=wide")
     assert result.returncode == 2, result.output
     assert "model.net.classifier='wide'" in result.stderr and "'auto', 'small', 'imagenet'" in result.stderr
     assert "Traceback" not in result.output
