@@ -61,8 +61,9 @@ class CacheKey:
 def cache_key(folder: Path, files: Sequence[str], channels: int, size: Sequence[int]) -> CacheKey:
     """The key of `files` (paths relative to `folder`), stat'ed now."""
     digest = hashlib.sha1(f"rule {RULE_VERSION}; channels {channels}; size {list(size)}\n".encode())
+    base = str(folder)
     for rel in files:
-        stat = os.stat(folder / rel)
+        stat = os.stat(os.path.join(base, rel))
         digest.update(f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return CacheKey(folder.resolve(), digest.hexdigest())
 

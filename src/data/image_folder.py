@@ -60,7 +60,8 @@ class FolderListing:
     parts: list[str]
 
     def paths(self) -> list[str]:
-        return [str(self.root / f) for f in self.files]
+        root = str(self.root)
+        return [os.path.join(root, f) for f in self.files]
 
 
 def _visible_dirs(folder: Path) -> list[str]:
@@ -123,13 +124,14 @@ def list_images(root: str | Path) -> FolderListing:
                 f"{folder} holds images outside any class folder ({', '.join(sorted(stray)[:3])}); move them into "
                 "the folder of their class.")
         for name in present:
-            found = []
+            found = []  # paths relative to the root, with "/" between parts
             for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                found += [os.path.join(dirpath, f) for f in sorted(filenames) if _is_image(f)]
+                where = Path(dirpath).relative_to(root).as_posix()
+                found += [f"{where}/{f}" for f in sorted(filenames) if _is_image(f)]
             require(bool(found), f"the class folder {folder / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
                                  "add images to it or remove it.")
-            files += [Path(f).relative_to(root).as_posix() for f in found]
+            files += found
             targets += [classes.index(name)] * len(found)
             part_of += [part] * len(found)
     return FolderListing(root, classes, files, targets, part_of)
@@ -262,15 +264,19 @@ class ImageFolderDataModule(InMemoryDataModule):
         self.sample_augment_args = (random_resized_crop, horizontal_flip, auto_augment, color_jitter)
         self.class_names = list(self.listing.classes)
         self.paths: list[str] = self.listing.paths()
+        self._cache_key = None
 
     # --- the cache: built in prepare_data (one process per node), read in setup ---------------------------
     def _key(self):
+        """The cache key of the listed files, stat'ed once per data module (prepare_data and setup share it)."""
         from src.data.image_cache import cache_key
 
-        try:
-            return cache_key(self.root, self.listing.files, self.channels, self.size)
-        except FileNotFoundError as exc:
-            raise UserError(f"{exc.filename} was removed while the run started; start the run again.") from exc
+        if self._cache_key is None:
+            try:
+                self._cache_key = cache_key(self.root, self.listing.files, self.channels, self.size)
+            except FileNotFoundError as exc:
+                raise UserError(f"{exc.filename} was removed while the run started; start the run again.") from exc
+        return self._cache_key
 
     def prepare_data(self) -> None:
         """Decode the images into the cache (tensor loader) or check them (dataloader), unless done before."""
