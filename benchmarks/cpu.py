@@ -1,7 +1,7 @@
 """CPU benchmark: the template against a plain PyTorch loop, in one process on this machine.
 
     .venv/bin/python -m benchmarks.cpu                 # everything (several minutes on 2 cores)
-    .venv/bin/python -m benchmarks.cpu --only iris xor # some workloads
+    .venv/bin/python -m benchmarks.cpu --only iris xor # some workloads (writes cpu-<date>-iris-xor.json)
     .venv/bin/python -m benchmarks.cpu --quick         # a tenth of the steps: a smoke test, writes nothing
 
 Columns, for each workload:
@@ -356,7 +356,8 @@ def main() -> None:
     print_table(rows)
     if not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"cpu-{date.today().isoformat()}.json"
+        part = "".join(f"-{name}" for name in args.only or [])  # a partial run keeps the full run's file
+        path = RESULTS / f"cpu-{date.today().isoformat()}{part}.json"
         command = "python -m benchmarks.cpu" + (f" --only {' '.join(args.only)}" if args.only else "")
         path.write_text(json.dumps({"command": command, "machine": machine(), "rows": rows}, indent=2) + "\n")
         print(f"\nwrote {path.relative_to(ROOT)}")

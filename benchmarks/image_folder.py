@@ -112,11 +112,11 @@ def epochs(root: Path, cache: Path, quick: bool) -> dict:
               f"data.cache_dir={cache}", *NORMALISE]
     a, c = [], []
     for _ in range(repeats):
-        a += run_template([*folder, *common, f"trainer.max_epochs={n_epochs}"])["epoch_seconds"]
+        a += run_template([*folder, *common, f"trainer.max_epochs={n_epochs}"], time_epochs=True)["epoch_seconds"]
         fashion = ["data=fashion_mnist", f"paths.data_dir={cache.parent / 'data'}"]
-        c += run_template([*fashion, *common, f"trainer.max_epochs={n_epochs}"])["epoch_seconds"]
+        c += run_template([*fashion, *common, f"trainer.max_epochs={n_epochs}"], time_epochs=True)["epoch_seconds"]
     b = run_template([*folder, *common, "data.loader=dataloader", "data.num_workers=2",
-                      f"trainer.max_epochs={1 if quick else 2}"])["epoch_seconds"]
+                      f"trainer.max_epochs={1 if quick else 2}"], time_epochs=True)["epoch_seconds"]
     return {"a_tensor_cache_s": statistics.median(a), "b_per_sample_2_workers_s": statistics.median(b),
             "c_fashion_mnist_s": statistics.median(c), "epoch_seconds": {"a": a, "b": b, "c": c}}
 
@@ -162,7 +162,7 @@ def main() -> None:
     if not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"image_folder-{date.today().isoformat()}.json"
-        command = "python -m benchmarks.image_folder"
+        command = "python -m benchmarks.image_folder" + (f" --folder {args.folder}" if args.folder else "")
         path.write_text(json.dumps({"command": command, "machine": machine(), "row": row}, indent=2) + "\n")
         print(f"\nwrote {path.relative_to(ROOT)}")
 
