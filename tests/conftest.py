@@ -37,17 +37,72 @@ class CliResult:
         return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+class _ForkServer:
+    """tests/forkserver.py, started once per test process: each command runs in a new process forked from one
+    that has torch and Lightning imported already (see that file), instead of a new interpreter that spends
+    ~6 s importing them. TESTS_NEW_INTERPRETER=1 starts a new interpreter for every command instead."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forkserver.py")], cwd=ROOT,
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        hello = json.loads(self.proc.stdout.readline() or '{"ready": false, "why": "it exited"}')
+        self.why_not = hello["why"]
+        if self.why_not:
+            self.close()
+
+    def run(self, cmd: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        import select
+        import signal
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = dict(module=cmd[2], args=cmd[3:], cwd=str(cwd), env=env, stdout=str(out), stderr=str(err))
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            pid = json.loads(self.proc.stdout.readline())["pid"]
+            timed_out = not select.select([self.proc.stdout], [], [], timeout)[0]
+            if timed_out:
+                os.kill(pid, signal.SIGKILL)
+            code = json.loads(self.proc.stdout.readline())["returncode"]
+            stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
+        if timed_out:
+            raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(cmd, code, stdout, stderr)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+_fork_server: _ForkServer | None = None
+
+
+def run_module(module: str, args, cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m module args` in cwd with env, its output captured: in a process forked from tests/forkserver.py
+    (or a new interpreter where forking is unavailable or TESTS_NEW_INTERPRETER=1)."""
+    global _fork_server
+    cmd = [sys.executable, "-m", module, *args]
+    if os.environ.get("TESTS_NEW_INTERPRETER") != "1" and hasattr(os, "fork"):
+        if _fork_server is None:
+            import atexit
+
+            _fork_server = _ForkServer()
+            atexit.register(_fork_server.close)
+        if not _fork_server.why_not:
+            return _fork_server.run(cmd, cwd, env, timeout)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture
 def cli(tmp_path):
-    """`cli("src.train", "data=iris", ...)` runs `python -m src.train data=iris ...` in a fresh folder."""
+    """`cli("src.train", "data=iris", ...)` runs `python -m src.train data=iris ...` in a fresh folder, as its own
+    process (see `run_module`)."""
 
     def run(module: str, *args: str, timeout: int = 600) -> CliResult:
         env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120")
-        proc = subprocess.run(
-            [sys.executable, "-m", module, *args],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
-        )
-        return CliResult(proc, tmp_path)
+        return CliResult(run_module(module, args, tmp_path, env, timeout), tmp_path)
 
     return run
 

@@ -8,8 +8,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,16 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, CliResult
+from tests.conftest import ROOT, CliResult, run_module
 
 EPOCHS = 2
 
 
 def run_cli(cwd: Path, module: str, *args: str) -> CliResult:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120")
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
-    return CliResult(proc, cwd)
+    return CliResult(run_module(module, args, cwd, env), cwd)
 
 
 def assert_clean_failure(result, *fragments):

@@ -8,15 +8,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, CliResult
+from tests.conftest import ROOT, CliResult, run_module
 from tests.own_data import penguins_csv, write_photo_folder
 
 timm = pytest.importorskip("timm")
@@ -26,9 +24,7 @@ PHOTO_DATA = ["data=image_folder", "data.image_size=[48,64]"]
 
 def run_cli(cwd: Path, module: str, *args: str) -> CliResult:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="160", HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
-    return CliResult(proc, cwd)
+    return CliResult(run_module(module, args, cwd, env), cwd)
 
 
 @pytest.fixture(scope="module")
