@@ -280,6 +280,15 @@ def startup(quick: bool, repeats: int = 3) -> dict:
 
 
 # --- report --------------------------------------------------------------------------------------
+def write_results(name: str, command: str, **payload) -> Path:
+    """benchmarks/results/<name>-<date>.json with the command, this machine and `payload`; its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{date.today().isoformat()}.json"
+    path.write_text(json.dumps({"command": command, "machine": machine(), **payload}, indent=2) + "\n")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return path
+
+
 def machine() -> dict:
     import lightning
     import torchvision
@@ -355,12 +364,9 @@ def main() -> None:
         rows.append(row)
     print_table(rows)
     if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         part = "".join(f"-{name}" for name in args.only or [])  # a partial run keeps the full run's file
-        path = RESULTS / f"cpu-{date.today().isoformat()}{part}.json"
         command = "python -m benchmarks.cpu" + (f" --only {' '.join(args.only)}" if args.only else "")
-        path.write_text(json.dumps({"command": command, "machine": machine(), "rows": rows}, indent=2) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
+        write_results(f"cpu{part}", command, rows=rows)
 
 
 if __name__ == "__main__":

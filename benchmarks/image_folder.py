@@ -21,7 +21,6 @@ Prints a table and writes benchmarks/results/image_folder-<date>.json with the m
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import statistics
@@ -29,12 +28,11 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cpu import RESULTS, ROOT, machine, run_template
+from benchmarks.cpu import run_template, write_results
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 NORMALISE = ["data.mean=[0.2860]", "data.std=[0.3530]"]  # conf/data/fashion_mnist.yaml's
@@ -160,11 +158,8 @@ def main() -> None:
           f"{'met' if row['targets']['a_over_c <= 1.1'] else 'NOT met'}")
     shutil.rmtree(work, ignore_errors=True)
     if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"image_folder-{date.today().isoformat()}.json"
         command = "python -m benchmarks.image_folder" + (f" --folder {args.folder}" if args.folder else "")
-        path.write_text(json.dumps({"command": command, "machine": machine(), "row": row}, indent=2) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
+        write_results("image_folder", command, row=row)
 
 
 if __name__ == "__main__":
