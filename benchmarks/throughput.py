@@ -53,7 +53,8 @@ from src.config.compose import compose_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-FMNIST_DIRS = ("/usr/share/datasets/fashion-mnist", str(ROOT / ".gpudata" / "fashion-mnist"))
+# Debian's dataset-fashion-mnist package, then where `data=fashion_mnist` downloads (torchvision keeps the .gz files)
+FMNIST_DIRS = ("/usr/share/datasets/fashion-mnist", str(ROOT / "data" / "FashionMNIST" / "raw"))
 RANDOM_NOTE = "random uint8 CIFAR-shaped data (pixel values do not change the speed of a conv net)"
 NO_CUDA = ("benchmarks.throughput measures GPU throughput and needs CUDA, which this machine does not have; "
            "run it on a machine with a CUDA GPU (docs/speed.md) or pass --cpu-smoke to check that the script runs.")
