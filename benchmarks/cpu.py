@@ -1,7 +1,7 @@
 """CPU benchmark: the template against a plain PyTorch loop, in one process on this machine.
 
     .venv/bin/python -m benchmarks.cpu                 # everything (several minutes on 2 cores)
-    .venv/bin/python -m benchmarks.cpu --only iris xor # some workloads (writes cpu-<date>-iris-xor.json)
+    .venv/bin/python -m benchmarks.cpu --only iris xor # some workloads (writes cpu-iris-xor-<date>.json)
     .venv/bin/python -m benchmarks.cpu --quick         # a tenth of the steps: a smoke test, writes nothing
 
 Columns, for each workload:
@@ -15,12 +15,15 @@ Columns, for each workload:
     steps per Lightning step (the tiny recipes' configured K = 1,000; K = 20 for the image sets).
 (c) the template on the per-sample path: `data.loader=dataloader` (a `Dataset` + `DataLoader`,
     one optimizer step per Lightning step; for the tiny recipes one Lightning epoch per step).
+For the image sets also (a)'s work in the smallest LightningModule under a bare `Trainer` (no callbacks,
+logger, checkpoints or validation): Lightning's own cost per step, the floor under (b) at K = 1.
 The tiny recipes run (a) and both (b) alternately five times and report the medians (this machine's
 speed drifts), and check that each (b) reproduces (a): the same history rows and final loss. The
-image sets alternate both (b) and (a) twice, three epochs each, and report the median epoch.
+image sets alternate both (b), (a) and the bare Trainer twice, three epochs each, and report the median epoch.
 The targets apply to the configuration a user gets: the tiny recipes at their K = 1,000 (b/a <= 2),
 the image sets at K = 1 (b/a <= 1.25). Prints a table with both (b) beside (a) and (c), and writes
-benchmarks/results/cpu-<date>.json with the machine, the versions and the command.
+benchmarks/results/cpu-<date>.json (`--only`: cpu-<workloads>-<date>.json) with the machine, the versions and
+the command.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,6 +126,52 @@ def plain_minibatch_epochs(net: nn.Module, x: torch.Tensor, y: torch.Tensor, bat
             optimizer.step()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+class ShuffledBatches:
+    """Shuffled mini-batches of one float tensor, drawn as the plain loop draws them; a new order each pass."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int) -> None:
+        self.x, self.y, self.batch = x, y, batch
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), generator=self.generator)
+        for i in range(0, len(self.x), self.batch):
+            idx = order[i : i + self.batch]
+            yield self.x[idx], self.y[idx]
+
+
+class BareModule(L.LightningModule):
+    """The plain loop's step as the smallest LightningModule: its loss, Adam, nothing else."""
+
+    def __init__(self, net: nn.Module, lr: float) -> None:
+        super().__init__()
+        self.net, self.lr = net, lr
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+
+def bare_lightning_epochs(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int, lr: float,
+                          seed: int) -> list[float]:
+    """The plain loop's work through a bare Lightning Trainer (no callbacks, logger, checkpoints, validation or
+    progress bar): Lightning's own cost per step, the floor under the template's (b)."""
+    from benchmarks.timing import TrainEpochTimer
+
+    timer = TrainEpochTimer()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0, callbacks=[timer])
+    trainer.fit(BareModule(net, lr), train_dataloaders=ShuffledBatches(x, y, batch, seed))
+    return timer.epoch_seconds
 
 
 # --- the tiny many-step recipes -------------------------------------------------------------------
@@ -230,6 +280,7 @@ def fashion(model: str, quick: bool, epochs: int = 3, repeats: int = 2, k: int =
         overrides += ["trainer.limit_train_batches=40", "trainer.limit_val_batches=5"]
         repeats = 1
     a: list[float] = []
+    bare: list[float] = []
     b_epochs: dict[int, list[float]] = {}
     for _ in range(repeats):
         for extra in ([], [f"data.steps_per_call={k}"]):
@@ -243,14 +294,19 @@ def fashion(model: str, quick: bool, epochs: int = 3, repeats: int = 2, k: int =
         torch.manual_seed(42)
         net = build_module(compose_run_config(overrides, tempfile.mkdtemp()).model, {"lr": 0.003}, None).net
         a += plain_minibatch_epochs(net, x, y, 128, epochs, 0.003, seed=0)
+        torch.manual_seed(42)
+        net = build_module(compose_run_config(overrides, tempfile.mkdtemp()).model, {"lr": 0.003}, None).net
+        bare += bare_lightning_epochs(net, x, y, 128, epochs, 0.003, seed=0)
     two_epochs = [o.replace(f"max_epochs={epochs}", "max_epochs=2") for o in overrides]
     c = run_template([*two_epochs, "data.loader=dataloader"], time_epochs=True)
     name = "MLP 784-128-10" if model == "mlp" else "LeNet-5"
     return {"workload": f"{name}, Fashion-MNIST, batch 128, Adam: s/epoch (median of {len(b_epochs[1])}; c: of 2)",
             "a_plain_s": statistics.median(a), **template_columns(b_epochs, 1),
             "c_template_per_sample_s": statistics.median(c["epoch_seconds"]),
+            "bare_lightning_s": statistics.median(bare), "bare_lightning_is": (
+                "(a)'s work in a LightningModule with a bare Trainer: no callbacks, logger, checkpoints, validation"),
             "epoch_seconds": {"a": a, **{f"b_steps_per_call_{s}": v for s, v in b_epochs.items()},
-                              "c": c["epoch_seconds"]},
+                              "c": c["epoch_seconds"], "bare_lightning": bare},
             "c_is": f"data.loader=dataloader: per-sample Dataset + DataLoader, {c['datamodule'].num_workers} workers "
                     f"(null = one per spare core)", "target": "b/a <= 1.25 at steps_per_call=1 (the default)"}
 
@@ -328,6 +384,10 @@ def print_table(rows: list[dict]) -> None:
             if "final_loss" in r:
                 print(f"{'':<4}a: {r['a_is']}; final train loss: {r['final_loss']}; {r['history_rows']} history rows, "
                       f"largest |b - a| by steps_per_call {r['history_max_abs_difference_b_vs_a']}")
+            if "bare_lightning_s" in r:
+                bare = r["bare_lightning_s"]
+                print(f"{'':<4}(a)'s work through a bare Lightning Trainer (no callbacks, logger, checkpoints or "
+                      f"validation): {bare:.2f}s, bare / a {bare / r['a_plain_s']:.2f}")
             if r.get("a_lean_s"):
                 print(f"{'':<4}a leaner loop computing only the history rows: {r['a_lean_s']:.2f}s, "
                       f"b / a_lean {r['b_template_s'] / r['a_lean_s']:.2f}")
@@ -360,6 +420,8 @@ def main() -> None:
             row["b_over_a_by_steps_per_call"] = {
                 k: v / row["a_plain_s"] for k, v in row["b_template_s_by_steps_per_call"].items()}
             row["c_over_a"] = row["c_template_per_sample_s"] / row["a_plain_s"]
+            if "bare_lightning_s" in row:
+                row["bare_lightning_over_a"] = row["bare_lightning_s"] / row["a_plain_s"]
         row["met"] = met(row)
         rows.append(row)
     print_table(rows)
