@@ -29,15 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from src.data.image_files import check_images, read_images
+from src.data.sample_loader import usable_cores
 
 log = logging.getLogger(__name__)
 
 RULE_VERSION = 1  # of the decoding rule in src/data/image_files.py: bump it when that rule changes
 IN_PROCESS_BELOW = 1500  # files: fewer are decoded without starting worker processes
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

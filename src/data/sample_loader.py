@@ -95,10 +95,14 @@ class ResumableDataLoader(DataLoader):
         self._resume = (epoch, taken) if taken and taken < len(self) else None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_num_workers() -> int:
     """One worker per spare core, at most 8 (0 on a single-core machine)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
+    return max(0, min(8, usable_cores() - 1))
 
 
 def sample_loader(
