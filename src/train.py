@@ -50,7 +50,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     check_trackers_installed(cfg.get("logger"))  # logger=mlflow / wandb without its package: one sentence
     resumed_from = None
     if cfg.get("ckpt_path"):
-        resumed_from, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)))
+        resumed_from, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)), tensors_on_demand=True)
         check_resumable(run_config, ckpt["run_config"], resumed_from)
         composition = composition or ckpt.get(COMPOSITION_KEY)
         resumed_step = ckpt.get("global_step", "unknown")

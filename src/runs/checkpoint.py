@@ -71,13 +71,16 @@ def resolve_ckpt_path(ckpt_path: str | None) -> Path:
     return path
 
 
-def load_checkpoint(ckpt_path: str | None) -> tuple[Path, dict[str, Any]]:
-    """(path, checkpoint dict) of a checkpoint that `src.train` wrote (it holds `run_config`)."""
+def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> tuple[Path, dict[str, Any]]:
+    """(path, checkpoint dict) of a checkpoint that `src.train` wrote (it holds `run_config`).
+
+    `tensors_on_demand`: the tensors are memory-mapped, read only if used; for readers of the run's
+    configuration and counters, such as a resume, which Lightning then loads whole once."""
     import torch
 
     path = resolve_ckpt_path(ckpt_path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=tensors_on_demand)
     except OSError as exc:
         raise UserError(f"{path} cannot be read ({exc.strerror or exc}); check the path and its permissions.") from exc
     except pickle.UnpicklingError as exc:

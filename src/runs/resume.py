@@ -158,7 +158,7 @@ def resumed_run_config(cfg: DictConfig, overrides: list[str], choices: dict[str,
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:
         return cfg, None
-    path, ckpt = load_checkpoint(str(resolve_resume_path(ckpt_path, cfg)))
+    path, ckpt = load_checkpoint(str(resolve_resume_path(ckpt_path, cfg)), tensors_on_demand=True)
     run_config = ckpt["run_config"]
     recorded = ckpt.get(COMPOSITION_KEY) or {}
     if restarting:
