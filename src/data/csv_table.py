@@ -1,4 +1,6 @@
-"""`data=csv data.path=FILE data.target=COLUMN`: your own table (CSV, TSV or Parquet), one row per sample.
+"""`data=csv data.path=FILE data.target=COLUMN`: your own table (CSV, TSV, Excel or Parquet), one row per sample.
+
+Files are read by `src/data/table_files.py` (delimiter and encoding detected).
 
 Features are `data.features` (default: every column but the target); the classes are the target's
 distinct values (sorted). Missing values (`data.missing`): `error` (default) stops with one sentence
@@ -33,8 +35,8 @@ from src.data.table_encoding import (
     class_order,
     describe_missing,
     missing_counts,
-    read_table,
 )
+from src.data.table_files import read_table
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
@@ -86,26 +88,26 @@ def _handle_missing(frame, path: Path, target: str, features: list[str], missing
 
 def table_layout(path: str, target: str, features: Sequence[str] | None = None, missing: str = "error",
                  test_fraction: float = 0.2, val_fraction: float = 0.1, num_folds: int | None = None,
-                 fold: int = 0, split_seed: int = 42) -> TableLayout:
+                 fold: int = 0, split_seed: int = 42, encoding: str | None = None) -> TableLayout:
     """Read and prepare a table as `CSVDataModule` does (cached while the file is unchanged)."""
     resolved = Path(str(path)).expanduser()
     require(resolved.is_file(), f"there is no table at {resolved}; pass data.path=FILE (a .csv or .parquet file).")
     stat = resolved.stat()
     return _layout(str(resolved.resolve()), stat.st_size, stat.st_mtime_ns, str(target),
                    tuple(features) if features else None, missing, float(test_fraction), float(val_fraction),
-                   num_folds, int(fold), int(split_seed))
+                   num_folds, int(fold), int(split_seed), encoding or None)
 
 
 @lru_cache(maxsize=8)
 def _layout(path: str, size: int, mtime_ns: int, target: str, features: tuple[str, ...] | None, missing: str,
             test_fraction: float, val_fraction: float, num_folds: int | None, fold: int,
-            split_seed: int) -> TableLayout:
+            split_seed: int, encoding: str | None) -> TableLayout:
     from src.data.stratify import check_stratifiable
 
     require(missing in MISSING_POLICIES, f"data.missing must be error, mean or drop, got {missing!r}.")
     require(0 < test_fraction < 1, f"data.test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
     file = Path(path)
-    frame = read_table(file)
+    frame = read_table(file, encoding)
     chosen = _columns(frame, file, target, features)
     frame = _handle_missing(frame, file, target, chosen, missing)
     names = class_order(frame[target])
@@ -133,7 +135,7 @@ def config_value(key: str, data: Any) -> Any:
     features = data.get("features")
     layout = table_layout(data.path, data.target, list(features) if features else None, data.get("missing", "error"),
                           data.get("test_fraction", 0.2), data.get("val_fraction", 0.1), data.get("num_folds"),
-                          data.get("fold", 0), data.get("split_seed", 42))
+                          data.get("fold", 0), data.get("split_seed", 42), data.get("encoding"))
     if key == "num_classes":
         return len(layout.class_names)
     if key == "input_shape":
@@ -145,13 +147,13 @@ class CSVDataModule(InMemoryDataModule):
     """A table's rows as standardised, one-hot encoded feature vectors (module docstring)."""
 
     def __init__(self, path: str, target: str, features: Sequence[str] | None = None, missing: str = "error",
-                 test_fraction: float = 0.2, **kwargs: Any) -> None:
+                 test_fraction: float = 0.2, encoding: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.path, self.target = str(path), str(target)
         self.features = list(features) if features else None
-        self.missing, self.test_fraction = missing, float(test_fraction)
+        self.missing, self.test_fraction, self.encoding = missing, float(test_fraction), encoding
         self.layout = table_layout(self.path, self.target, self.features, missing, test_fraction, self.val_fraction,
-                                   self.num_folds, self.fold, self.split_seed)
+                                   self.num_folds, self.fold, self.split_seed, encoding)
         self.class_names = list(self.layout.class_names)
         require(len(self.class_names) == self.num_classes,
                 f"data.num_classes is {self.num_classes} but the target {self.target!r} of {self.path} has "

@@ -1,4 +1,4 @@
-"""Tables (CSV or Parquet) as model inputs: reading them, and the encoding fitted on the training split.
+"""Tables as model inputs: the encoding fitted on the training split (files are read by `table_files.py`).
 
 `TableEncoder` turns the feature columns of a table into one float matrix:
 - a numeric column (numbers, booleans) is standardised with the training split's mean and standard
@@ -16,48 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from src.errors import UserError, require
-
 log = logging.getLogger(__name__)
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MISSING_POLICIES = ("error", "mean", "drop")
-
-
-def read_table(path: str | Path):
-    """The table at `path` as a pandas DataFrame (CSV, TSV or Parquet); one sentence if it cannot be read."""
-    path = Path(str(path)).expanduser()
-    require(path.is_file(), f"there is no table at {path}; pass data.path=FILE (a .csv or .parquet file).")
-    stat = path.stat()
-    return _read_table(str(path.resolve()), stat.st_size, stat.st_mtime_ns).copy()
-
-
-@lru_cache(maxsize=4)
-def _read_table(path: str, size: int, mtime_ns: int):
-    """Read once per process while the file is unchanged (`size` and `mtime_ns` are part of the key)."""
-    import pandas as pd
-
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix in PARQUET_SUFFIXES:
-            try:
-                return pd.read_parquet(path)
-            except ImportError as exc:
-                raise UserError(f"reading the Parquet file {path} needs pyarrow; install it with: pip install pyarrow "
-                                "(or save the table as CSV).") from exc
-        return pd.read_csv(path, sep="\t" if suffix in (".tsv", ".tab") else ",")
-    except UserError:
-        raise
-    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
-        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} cannot be read as a {'Parquet' if suffix in PARQUET_SUFFIXES else 'CSV'} table "
-                        f"({first}); check the file.") from exc
 
 
 def is_numeric(series) -> bool:

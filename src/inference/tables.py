@@ -12,7 +12,7 @@ from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm", ".parquet", ".pq")
 
 
 def predict_table(model, prep, inputs: str, batch_size: int, device: torch.device) -> list[dict[str, Any]]:
@@ -21,7 +21,8 @@ def predict_table(model, prep, inputs: str, batch_size: int, device: torch.devic
 
     Missing feature values follow the training run's `data.missing`: `error` stops with one sentence,
     `drop` leaves those rows unclassified (counted in a warning), `mean` fills them from the training split."""
-    from src.data.table_encoding import TableEncoder, describe_missing, missing_counts, read_table
+    from src.data.table_encoding import TableEncoder, describe_missing, missing_counts
+    from src.data.table_files import read_table
 
     path = Path(str(inputs)).expanduser()
     require(path.suffix.lower() in TABLE_SUFFIXES,
