@@ -6,7 +6,7 @@
 
 Columns, for each workload:
 (a) a plain, hand-written PyTorch loop over tensors in memory doing the same work: for the tiny
-    recipes the seeds' loop with its history row (train and test loss and accuracy) every N steps;
+    recipes the course notes' loop with its history row (train and test loss and accuracy) every N steps;
     for the image sets one training pass of Adam over shuffled mini-batches of one float tensor.
 (b) the template as a user runs it: `src.train`'s builders on the experiment's or data set's
     configs, default callbacks and the TensorBoard logger (the progress bar off: no progress-bar
@@ -87,9 +87,9 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 def plain_seed_loop(net: nn.Module, loss_fn: Loss, x, y, x_val, y_val, lr: float, steps: int, every: int,
                     evaluate_every_epoch: bool):
-    """The seeds' loop: one full-batch SGD step per epoch; every `every` epochs a history row (train loss
-    and accuracy of the step's batch, validation loss and accuracy after the update). Seed 000 computes
-    the row's values every epoch and keeps every 10th (`evaluate_every_epoch`); seed 003 computes them
+    """The course notes' loop: one full-batch SGD step per epoch; every `every` epochs a history row (train loss
+    and accuracy of the step's batch, validation loss and accuracy after the update). Notes 0 computes
+    the row's values every epoch and keeps every 10th (`evaluate_every_epoch`); notes 3 computes them
     only when it prints. (seconds, rows)."""
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     rows: dict[int, tuple[float, float, float, float]] = {}
@@ -194,9 +194,9 @@ def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, l
                 make_net: Callable[[], nn.Module], length: list[str], per_step: list[str], repeats: int,
                 seed_evaluates_every_epoch: bool) -> dict:
     """(b) the experiment as configured (K steps per Lightning step) and with `data.steps_per_call=1`,
-    (a) the seed's loop on the template's own split from the same initial weights (seed 42), alternating
+    (a) the notes' loop on the template's own split from the same initial weights (seed 42), alternating
     `repeats` times (medians); then (c) once: one full batch per Lightning epoch through a DataLoader.
-    Where the seed evaluates every epoch, a leaner loop that evaluates only for its history rows is
+    Where the notes evaluate every epoch, a leaner loop that evaluates only for its history rows is
     timed too (a_lean)."""
     a_runs, lean_runs = [], []
     b_runs: dict[int, list[float]] = {}
@@ -224,7 +224,7 @@ def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, l
             "a_plain_s": statistics.median(a_runs), **template_columns(b_runs, configured),
             "c_template_per_sample_s": c["seconds"],
             "runs_s": {"a": a_runs, "a_lean": lean_runs, **{f"b_steps_per_call_{k}": v for k, v in b_runs.items()}},
-            "a_is": "the seed's loop" + (": its row values computed every epoch (no_grad), every 10th kept"
+            "a_is": "the notes' loop" + (": its row values computed every epoch (no_grad), every 10th kept"
                                          if seed_evaluates_every_epoch else ": a row every 100 steps"),
             "a_lean_s": statistics.median(lean_runs) if lean_runs else None,
             "c_is": "data.loader=dataloader: per-sample Dataset + DataLoader, one Lightning epoch per step",
@@ -250,7 +250,7 @@ def iris(quick: bool) -> dict:
 
     epochs = 1 if quick else 10  # Lightning epochs of 1,000 steps
     return tiny_recipe(
-        "iris softmax regression (seed 000)", "seed000_iris_4features", epochs * 1000, 10, 0.01, F.cross_entropy,
+        "iris softmax regression (notes 0)", "notes0_iris_4features", epochs * 1000, 10, 0.01, F.cross_entropy,
         lambda: softmax_regression([4], 3), [f"trainer.max_epochs={epochs}"], [f"trainer.max_epochs={epochs * 1000}"],
         repeats=1 if quick else 5, seed_evaluates_every_epoch=True)
 
@@ -261,7 +261,7 @@ def xor(quick: bool) -> dict:
 
     steps = 1001 if quick else 10001
     return tiny_recipe(
-        "XOR MLP 2-10-10-10-1 (seed 003)", "seed003_xor_mlp", steps, 100, 1.0, binary_cross_entropy,
+        "XOR MLP 2-10-10-10-1 (notes 3)", "notes3_xor_mlp", steps, 100, 1.0, binary_cross_entropy,
         lambda: MLP([2], 1, [10, 10, 10], activation="sigmoid"), [f"trainer.max_steps={steps}"],
         [f"trainer.max_steps={steps}"], repeats=1 if quick else 5, seed_evaluates_every_epoch=False)
 

@@ -1,15 +1,15 @@
-"""`python -m src.reproduce`: run the seeds' recipes as ONE Hydra multirun of `src.train`, then write
-`docs/seed_results.md`, one row per seed result: the seed's number, ours, the difference, data,
+"""`python -m src.reproduce`: run the course notes' recipes as ONE Hydra multirun of `src.train`, then write
+`docs/course_notes_results.md`, one row per course-notes result: the notes' number, ours, the difference, data,
 epochs, device and wall time.
 
-    python -m src.reproduce                                   # every experiment with a `seed_result` block
-    python -m src.reproduce --only seed000_iris_2features seed003_xor_mlp
+    python -m src.reproduce                                   # every experiment with a `notes_result` block
+    python -m src.reproduce --only notes0_iris_2features notes3_xor_mlp
     python -m src.reproduce --max-epochs 1                    # a quick smoke run of every recipe
     python -m src.reproduce -- trainer=gpu                    # overrides after `--` go to every job
     python -m src.reproduce --from-sweep logs/reproduce/<time>   # rewrite the table from a finished sweep
 
-What each seed reports lives in its experiment file (`conf/experiment/seed*.yaml`, block
-`seed_result`: seed_file, metric, value, relation, stand_in, note); the report reads it back from
+What each of the course notes reports lives in its experiment file (`conf/experiment/notes*.yaml`, block
+`notes_result`: notes, metric, value, relation, stand_in, note); the report reads it back from
 each job's `.hydra/config.yaml`. Before launching, every recipe's data is loaded once with the data
 module's own loader (no download): a recipe whose files are missing is not launched, and its row
 says so, with the files, the folder to put them in and the command to run. Metric `params` is the
@@ -32,16 +32,16 @@ from typing import Any
 from src.errors import UserError, exits_on_user_error, require
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-DEFAULT_OUTPUT = Path("docs") / "seed_results.md"
+DEFAULT_OUTPUT = Path("docs") / "course_notes_results.md"
 
 
 @dataclass
 class Recipe:
-    """One experiment: its composed config, what the seed reports, and whether its data is here."""
+    """One experiment: its composed config, what the notes report, and whether its data is here."""
 
     name: str
     config: Any  # DictConfig composed with `experiment=<name>`
-    seed_result: dict[str, Any]
+    notes_result: dict[str, Any]
     missing: str | None = None  # why it was not run (data missing), or None
     job_dir: Path | None = None
     results: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +53,7 @@ def experiment_names() -> list[str]:
 
 
 def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe]:
-    """The recipes to run: `only`, or every experiment whose config has a `seed_result` block."""
+    """The recipes to run: `only`, or every experiment whose config has a `notes_result` block."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
@@ -72,9 +72,9 @@ def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe
             except Exception as exc:
                 raise UserError(f"experiment={name} with {' '.join(overrides) or 'no overrides'} does not compose "
                                 f"({str(exc).splitlines()[0]}).") from None
-            block = cfg.get("seed_result")
+            block = cfg.get("notes_result")
             if block is None:
-                require(not only, f"experiment={name} has no seed_result block: nothing to compare it with.")
+                require(not only, f"experiment={name} has no notes_result block: nothing to compare it with.")
                 continue
             recipes.append(Recipe(name, cfg, OmegaConf.to_container(block, resolve=True)))
     GlobalHydra.instance().clear()
@@ -166,7 +166,7 @@ def count_parameters(config: Any) -> int:
 
 
 def job_results(recipe: Recipe) -> dict[str, Any]:
-    """Metrics, epochs / steps, wall time and the seed_result block of a job folder."""
+    """Metrics, epochs / steps, wall time and the notes_result block of a job folder."""
     from omegaconf import OmegaConf
 
     job = recipe.job_dir
@@ -175,7 +175,7 @@ def job_results(recipe: Recipe) -> dict[str, Any]:
         return out
     config = OmegaConf.load(job / ".hydra" / "config.yaml")
     recipe.config = config
-    recipe.seed_result = OmegaConf.to_container(config.get("seed_result") or {}, resolve=True)
+    recipe.notes_result = OmegaConf.to_container(config.get("notes_result") or {}, resolve=True)
     metrics_file, failed = job / "metrics.json", job / "failed.json"
     if metrics_file.is_file():
         record = json.loads(metrics_file.read_text())
@@ -214,16 +214,16 @@ def device_of(job_device: str | None, sweep_device: str) -> str:
 
 
 def table_row(recipe: Recipe, device: str) -> dict[str, str]:
-    seed = recipe.seed_result
-    metric = str(seed.get("metric", "test/acc"))
-    value = seed.get("value")
-    relation = str(seed.get("relation") or "=")
+    result = recipe.notes_result
+    metric = str(result.get("metric", "test/acc"))
+    value = result.get("value")
+    relation = str(result.get("relation") or "=")
     res = recipe.results
     if metric == "params":
         ours: float | None = count_parameters(recipe.config)
     else:
         ours = (res.get("metrics") or {}).get(metric)
-    stand_in = seed.get("stand_in")
+    stand_in = result.get("stand_in")
     if value is None or ours is None:
         difference = "—"
     elif stand_in:
@@ -246,16 +246,16 @@ def table_row(recipe: Recipe, device: str) -> dict[str, str]:
         status.append(f"**no result**: see {relative(recipe.job_dir)}train.log")
     if stand_in:
         status.append(f"stand-in: {stand_in}")
-    if seed.get("note"):
-        status.append(str(seed["note"]))
+    if result.get("note"):
+        status.append(str(result["note"]))
     ran = "metrics" in res
     epochs = f"{res['epochs']:,} ({res['steps']:,} steps)" if ran and "epochs" in res else "—"
-    seed_value = fmt(value, metric) if value is None else f"{'≤ ' if relation == '<=' else ''}{fmt(value, metric)}"
+    notes_value = fmt(value, metric) if value is None else f"{'≤ ' if relation == '<=' else ''}{fmt(value, metric)}"
     return {
-        "seed": str(seed.get("seed_file", "?")),
+        "notes": str(result.get("notes", "?")),
         "experiment": f"`{recipe.name}`",
         "metric": metric,
-        "seed's number": seed_value,
+        "notes' number": notes_value,
         "ours": fmt(ours, metric),
         "difference": difference,
         "data": data + (" (stand-in)" if stand_in else ""),
@@ -270,7 +270,7 @@ def markdown(recipes: list[Recipe], sweep_dir: Path | None, info: dict[str, Any]
     rows = [table_row(r, info.get("device", "?")) for r in recipes]
     header = list(rows[0]) if rows else []
     lines = [
-        "# The seeds' results, reproduced",
+        "# The course notes' results, reproduced",
         "",
         f"Generated by `python -m src.reproduce` on {datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f" from the sweep `{relative(sweep_dir)}`" if sweep_dir else "") + ".",
@@ -279,14 +279,14 @@ def markdown(recipes: list[Recipe], sweep_dir: Path | None, info: dict[str, Any]
         lines.append(f"Jobs: `python {info['command']}`.")
     if info.get("max_epochs") is not None:
         lines.append(f"**Quick run: every recipe was cut to `trainer.max_epochs={info['max_epochs']}`**, so the "
-                     "numbers are not the seeds' full recipes.")
+                     "numbers are not the course notes' full recipes.")
     lines += [
         "",
-        "`seed's number`: what the seed document reports (`seed_result` in `conf/experiment/<experiment>.yaml`); "
+        "`notes' number`: what the course notes report (`notes_result` in `conf/experiment/<experiment>.yaml`); "
         "`ours`: the final test metric of the run (`metrics.json`; `params`: counted on the net the config builds); "
-        "`difference`: ours - seed's; `epochs`: trained epochs and optimizer steps (`last.ckpt`); `wall time`: the "
-        "job's, from its config to its metrics file. Stand-in rows run a seed's recipe on another data set and are "
-        "not comparable with the seed's number.",
+        "`difference`: ours - notes'; `epochs`: trained epochs and optimizer steps (`last.ckpt`); `wall time`: the "
+        "job's, from its config to its metrics file. Stand-in rows run the notes' recipe on another data set and are "
+        "not comparable with the notes' number.",
         "",
     ]
     if rows:
@@ -303,7 +303,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         cut = argv.index("--")
         argv, overrides = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="experiments to run (default: every seed recipe)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="experiments to run (default: every course-notes recipe)")
     parser.add_argument("--max-epochs", type=int, metavar="N", help="cut every recipe to N epochs (a smoke run)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"the table (default {DEFAULT_OUTPUT})")
     parser.add_argument("--sweep-dir", type=Path, help="the sweep folder (default logs/reproduce/<date>_<time>)")
@@ -320,7 +321,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def reproduce(argv: list[str]) -> Path:
     args, overrides = parse_args(argv)
     recipes = compose_recipes(args.only, overrides)
-    require(bool(recipes), "no experiment has a seed_result block; nothing to reproduce.")
+    require(bool(recipes), "no experiment has a notes_result block; nothing to reproduce.")
     cache: dict[str, str | None] = {}
     if args.from_sweep is not None:
         sweep_dir: Path | None = args.from_sweep

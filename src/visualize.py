@@ -4,13 +4,13 @@
     python -m src.visualize filters data=fashion_mnist index=0
     python -m src.visualize pooling
     python -m src.visualize cnn ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt index=3
-    python -m src.visualize iris ckpt_path=...      # or without: trained here with the seed's recipe
+    python -m src.visualize iris ckpt_path=...      # or without: trained here with the notes' recipe
     python -m src.visualize xor                     # perceptron_ckpt=... mlp_ckpt=... or trained here
-    python -m src.visualize datasets                # seed 003's data-set table from conf/data/*.yaml
+    python -m src.visualize datasets                # notes 3's data-set table from conf/data/*.yaml
 
 PNGs go to `out_dir` (default `logs/visuals/<topic>/`); with `run_dir=<a training run folder>` they
 are also added to that run's TensorBoard (IMAGES tab, `visuals/<topic>/<name>`). `topic=<topic>`
-is the same as the first word. The drawing code lives in `src/visuals/`, one module per topic.
+is the same as the first word. The drawing code lives in `src/teaching/`, one module per topic.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import src.config.resolvers  # noqa: F401
 from src.errors import exits_on_user_error, require
-from src.visuals import TOPICS
+from src.teaching import TOPICS
 
 
 def visualize(cfg: DictConfig) -> list:
-    from src.visuals.output import Output
+    from src.teaching.output import Output
 
     choices = ", ".join(TOPICS)
     require(not OmegaConf.is_missing(cfg, "topic"), f"name a topic: python -m src.visualize <topic>, one of {choices}.")
@@ -35,7 +35,7 @@ def visualize(cfg: DictConfig) -> list:
     require(topic in TOPICS, f"topic={topic!r} is unknown; choose one of {choices}.")
     output = Output(cfg.out_dir, topic, cfg.get("run_dir"))
     try:
-        importlib.import_module(f"src.visuals.{topic}").render(cfg, output)
+        importlib.import_module(f"src.teaching.{topic}").render(cfg, output)
     finally:
         output.close()
     for path in output.files:

@@ -63,7 +63,7 @@ def links(page: Path) -> list[str]:
 def test_the_slug_follows_githubs_rule():
     assert slug("GPU benchmark: `python -m benchmarks.throughput`") == "gpu-benchmark-python--m-benchmarksthroughput"
     assert slug("Base configs: shared keys in one place") == "base-configs-shared-keys-in-one-place"
-    assert slug("The seeds' recipes") == "the-seeds-recipes"
+    assert slug("The course notes' recipes") == "the-course-notes-recipes"
 
 
 @pytest.mark.parametrize("page", MARKDOWN, ids=rel)

@@ -10,7 +10,7 @@ from src.train import train
 
 def run_iris(compose, steps_per_call: int, tmp_path):
     cfg = compose([
-        "experiment=seed000_iris_4features", f"data.steps_per_call={steps_per_call}", "data.steps_per_epoch=10",
+        "experiment=notes0_iris_4features", f"data.steps_per_call={steps_per_call}", "data.steps_per_epoch=10",
         "trainer.max_epochs=30", "callbacks.step_history=null",
         "logger=csv", "callbacks.progress_bar=null", "callbacks.model_summary=null",
     ])

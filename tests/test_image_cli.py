@@ -20,7 +20,7 @@ needs_fashion_mnist = pytest.mark.skipif(
         ("lenet", ["augment=[flip_crop,erasing]"]),  # the augmentation path end to end, too
         ("resnet", []),
         ("googlenet", []),
-        ("seed004_dropout_cnn", []),
+        ("notes4_dropout_cnn", []),
     ],
 )
 def test_zoo_model_runs_one_batch_of_real_fashion_mnist(cli, model, extra):

@@ -105,7 +105,7 @@ def test_no_weight_decay_on_biases_and_norms(cli):
 
 def clipped_iris(compose, tmp_path, steps_per_call: int, clip: float | None, warmup: str):
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
-    cfg = compose(["experiment=seed000_iris_4features", f"data.steps_per_call={steps_per_call}", warmup,
+    cfg = compose(["experiment=notes0_iris_4features", f"data.steps_per_call={steps_per_call}", warmup,
                    "data.steps_per_epoch=10", "trainer.max_epochs=10",
                    f"trainer.gradient_clip_val={clip if clip else 'null'}", *FAST])
     train(cfg)

@@ -97,8 +97,8 @@ def test_sweep_runs_each_job_in_its_own_folder_and_hparams_show_what_differs(cli
 
 
 @pytest.mark.slow
-def test_seed003_gates_perceptron_learns_and_or_nand_but_not_xor(cli):
-    result = cli("src.train", "-m", "experiment=seed003_perceptron", "data.gate=and,or,nand,xor",
+def test_notes3_gates_perceptron_learns_and_or_nand_but_not_xor(cli):
+    result = cli("src.train", "-m", "experiment=notes3_perceptron", "data.gate=and,or,nand,xor",
                  "callbacks.progress_bar=null", "logger=none")
     assert result.returncode == 0, result.output[-3000:]
     (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
@@ -111,8 +111,8 @@ def test_seed003_gates_perceptron_learns_and_or_nand_but_not_xor(cli):
 
 
 @pytest.mark.slow
-def test_seed003_xor_mlp_learns_xor(cli):
-    result = cli("src.train", "experiment=seed003_xor_mlp", "callbacks.progress_bar=null", "logger=none")
+def test_notes3_xor_mlp_learns_xor(cli):
+    result = cli("src.train", "experiment=notes3_xor_mlp", "callbacks.progress_bar=null", "logger=none")
     assert result.returncode == 0, result.output[-3000:]
     assert result.metrics()["test/acc"] == 1.0
 

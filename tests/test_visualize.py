@@ -39,17 +39,17 @@ def compose_in(folder: Path, config_name: str, overrides: list[str]):
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """Two short training runs in process: softmax regression on iris' two seed features, and seed
-    000's CNN on the 8x8 digits (with its TensorBoard folder). {name: (run folder, last.ckpt)}."""
+    """Two short training runs in process: softmax regression on iris' two features of notes 0, and notes
+    0's CNN on the 8x8 digits (with its TensorBoard folder). {name: (run folder, last.ckpt)}."""
     from hydra.core.global_hydra import GlobalHydra
 
     from src.train import train
 
     runs = {}
     for name, overrides in {
-        "iris": ["experiment=seed000_iris_2features", "trainer.max_epochs=1", "data.steps_per_epoch=300",
+        "iris": ["experiment=notes0_iris_2features", "trainer.max_epochs=1", "data.steps_per_epoch=300",
                  "data.steps_per_call=300"],
-        "cnn": ["model=seed000_cnn", "data=digits", "trainer.max_epochs=1"],
+        "cnn": ["model=notes0_cnn", "data=digits", "trainer.max_epochs=1"],
     }.items():
         folder = tmp_path_factory.mktemp(name)
         # checkpoints only: no summaries, progress bar or report images (faster)
@@ -84,7 +84,7 @@ def test_filters_command_writes_its_pngs(cli):
     result = cli("src.visualize", "filters", "index=5")
     assert result.returncode == 0, result.output[-3000:]
     out = result.cwd / "logs" / "visuals" / "filters"
-    for name in ("filters", "edge_filters", "diagonal_kernel", "seed004_example"):
+    for name in ("filters", "edge_filters", "diagonal_kernel", "notes4_example"):
         check_png(out / f"{name}.png", min_width=800)
         assert f"wrote {out / name}.png" in result.stdout
     assert not (out / ".hydra").exists()
@@ -125,7 +125,7 @@ def test_iris_topic_from_a_checkpoint_and_trained_in_process(visualize, checkpoi
 
 
 def test_loading_a_trained_model_leaves_the_random_numbers_alone(checkpoints):
-    from src.visuals.trained import load_trained
+    from src.teaching.trained import load_trained
 
     torch.manual_seed(123)
     expected = torch.rand(3)  # what the next draws are without a load in between
@@ -159,7 +159,7 @@ def test_datasets_topic_writes_the_markdown_table(visualize, capsys):
 def test_datasets_table_matches_the_digits_data_module():
     """The digits row is computed from the config's fractions: the data module makes the same splits."""
     from src.data.digits import DigitsDataModule
-    from src.visuals.datasets import dataset_rows
+    from src.teaching.datasets import dataset_rows
 
     (row,) = [r for r in dataset_rows() if r["config"] == "`data=digits`"]
     dm = DigitsDataModule(name="digits", num_classes=10, input_shape=[1, 8, 8])
@@ -208,7 +208,7 @@ def test_run_dir_must_exist(visualize, tmp_path):
 
 # --- the computing parts ---------------------------------------------------------------------------
 def test_derivatives_by_autograd_match_the_formulas():
-    from src.visuals.activations import LEAKY_SLOPE, activation_curves
+    from src.teaching.activations import LEAKY_SLOPE, activation_curves
 
     x = torch.linspace(-5, 5, 101, dtype=torch.float64)
     curves = activation_curves(x)
@@ -225,7 +225,7 @@ def test_derivatives_by_autograd_match_the_formulas():
 def test_deep_sigmoid_mlp_gradients_vanish_relu_ones_much_less():
     from sklearn.datasets import load_digits
 
-    from src.visuals.activations import measure_gradient_norms
+    from src.teaching.activations import measure_gradient_norms
 
     digits = load_digits()
     x = torch.tensor(digits.data[:500] / 16.0, dtype=torch.float32)
@@ -237,8 +237,8 @@ def test_deep_sigmoid_mlp_gradients_vanish_relu_ones_much_less():
 
 
 def test_edge_filters_respond_to_edges_in_their_direction():
-    from src.visuals.conv_arithmetic import filter_with_zero_border
-    from src.visuals.filters import EDGE_FILTERS, KERNELS, edge_responses
+    from src.teaching.conv_arithmetic import filter_with_zero_border
+    from src.teaching.filters import EDGE_FILTERS, KERNELS, edge_responses
 
     step = torch.zeros(6, 6, dtype=torch.float64)
     step[:, 3:] = 1.0  # a vertical edge: left dark, right bright
@@ -269,7 +269,7 @@ def logged_grad_norms(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     ("overrides", "expected_steps"),
     [
         (["data=digits", "trainer.max_epochs=1", "data.batch_size=256"], [0, 3]),  # 5 steps: automatic mode
-        (["experiment=seed000_iris_2features", "trainer.max_epochs=2", "data.steps_per_epoch=10",
+        (["experiment=notes0_iris_2features", "trainer.max_epochs=2", "data.steps_per_epoch=10",
           "data.steps_per_call=10"], [0, 3, 6, 9, 12, 15, 18]),  # 10 steps per call: still every 3rd step
     ],
     ids=["automatic", "steps_per_call"],

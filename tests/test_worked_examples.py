@@ -1,4 +1,4 @@
-"""The seeds' worked numbers, asserted against the project's own code."""
+"""The course notes' worked numbers, asserted against the project's own code."""
 
 import math
 
@@ -12,8 +12,8 @@ from src.models.nets.mlp import MLP
 
 
 def test_softmax_and_cross_entropy_worked_example():
-    """Seed 000: logits [5, 4, 2] -> softmax [0.71, 0.26, 0.04]; target class 0 -> loss -log 0.71 = 0.34.
-    (The seed takes the log of the rounded 0.71; the exact loss is -log 0.7054 = 0.349.)"""
+    """Notes 0: logits [5, 4, 2] -> softmax [0.71, 0.26, 0.04]; target class 0 -> loss -log 0.71 = 0.34.
+    (The notes take the log of the rounded 0.71; the exact loss is -log 0.7054 = 0.349.)"""
     logits = torch.tensor([[5.0, 4.0, 2.0]])
     probs = torch.softmax(logits, dim=1)
     assert [round(p, 2) for p in probs[0].tolist()] == [0.71, 0.26, 0.04]
@@ -24,7 +24,7 @@ def test_softmax_and_cross_entropy_worked_example():
 
 
 def test_three_loss_formulations_give_the_same_loss():
-    """Seed 000: CrossEntropyLoss == LogSoftmax + NLLLoss == Softmax + log + NLLLoss."""
+    """Notes 0: CrossEntropyLoss == LogSoftmax + NLLLoss == Softmax + log + NLLLoss."""
     torch.manual_seed(0)
     logits, target = torch.randn(32, 5), torch.randint(0, 5, (32,))
     a, b, c = cross_entropy(logits, target), log_softmax_nll(logits, target), softmax_log_nll(logits, target)
@@ -33,7 +33,7 @@ def test_three_loss_formulations_give_the_same_loss():
 
 
 def test_nll_loss_worked_example():
-    """Seed 000: NLLLoss of [[1,2,3],[4,5,6],[7,8,9],[10,11,12]] with labels [0,1,2,0] = -6.25:
+    """Notes 0: NLLLoss of [[1,2,3],[4,5,6],[7,8,9],[10,11,12]] with labels [0,1,2,0] = -6.25:
     NLL only picks -output[label], so the log-softmax head is what makes it a cross-entropy."""
     outputs = torch.tensor([[1.0, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]])
     labels = torch.tensor([0, 1, 2, 0])
@@ -42,9 +42,9 @@ def test_nll_loss_worked_example():
 
 
 def test_backpropagation_worked_example():
-    """Seed 003: a 2-2-2 sigmoid net without biases, MSE/2, one SGD step of lr 0.5:
+    """Notes 3: a 2-2-2 sigmoid net without biases, MSE/2, one SGD step of lr 0.5:
     total error 0.02397190 -> 0.02323634."""
-    net = MLP(input_shape=[2], num_outputs=2, hidden_sizes=[2], activation="sigmoid")
+    net = MLP(input_shape=[2], num_classes=2, hidden_sizes=[2], activation="sigmoid")
     hidden, output = net.layers[1], net.layers[3]
     with torch.no_grad():
         hidden.weight.copy_(torch.tensor([[0.3, 0.25], [0.4, 0.35]]))

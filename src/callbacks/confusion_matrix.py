@@ -9,7 +9,7 @@ import torch
 
 
 def confusion_table_rows(matrix: torch.Tensor, class_names: list[str]) -> list[list[str]]:
-    """Rows `true_i` x columns `pred_j` (seed 003's pandas table), header row first."""
+    """Rows `true_i` x columns `pred_j` (notes 3's pandas table), header row first."""
     header = [""] + [f"pred_{name}" for name in class_names]
     rows = [[f"true_{name}"] + [str(int(v)) for v in row] for name, row in zip(class_names, matrix.tolist())]
     return [header, *rows]

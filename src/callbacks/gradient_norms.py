@@ -1,4 +1,4 @@
-"""Per-layer gradient norms during training: the vanishing-gradient effect, measured (seed 003).
+"""Per-layer gradient norms during training: the vanishing-gradient effect, measured (notes 3).
 
 `layer_gradient_norms(module)` is the computation: for every layer that owns parameters (a
 `Linear`, a `Conv2d`, a `BatchNorm`, ...), the L2 norm of the gradients of all its parameters

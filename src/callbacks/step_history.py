@@ -1,6 +1,6 @@
 """Learning curves at a many-step recipe's own resolution, without a Lightning epoch per point.
 
-The seeds keep a history row every N full-batch steps (iris: every 10 of 10,000 steps; the gates
+The course notes keep a history row every N full-batch steps (iris: every 10 of 10,000 steps; the gates
 and XOR: every 100): the loss and accuracy of that step's training batch, and the validation loss
 and accuracy after its update. One Lightning epoch per row (a validation loop, metric logging and
 every callback's epoch hooks) costs milliseconds, many times the step itself, so such a run spends

@@ -1,4 +1,4 @@
-"""Fisher's iris from scikit-learn, split exactly as seed 000 does."""
+"""Fisher's iris from scikit-learn, split exactly as notes 0 does."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ INPUTS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 
 
 class LogicGatesDataModule(InMemoryDataModule):
-    """The truth table of `gate`, served as one full batch (the seed trains on all four rows)."""
+    """The truth table of `gate`, served as one full batch (the notes train on all four rows)."""
 
     def __init__(self, gate: str = "xor", **kwargs) -> None:
         kwargs.setdefault("batch_size", None)

@@ -1,4 +1,4 @@
-"""Loss formulations. The three multi-class ones are the same loss written three ways (seed 000).
+"""Loss formulations. The three multi-class ones are the same loss written three ways (notes 0).
 
 Each multi-class loss takes class-index targets (N,) or class-probability targets (N, C) (the soft
 targets of mixup / cutmix), and `label_smoothing` as in `nn.CrossEntropyLoss`: the target

@@ -4,7 +4,7 @@ from the default K = 1 lives here (and, on the data side, in `TensorBatchLoader`
 K = 1 (the default) is Lightning's automatic optimisation: `training_step` receives one `(x, y)` batch,
 takes one optimizer step, and every Lightning feature counts steps.
 
-K > 1 is for tiny many-step recipes (the seeds' iris, gate and XOR runs take 10,000 full-batch steps of
+K > 1 is for tiny many-step recipes (the course notes' iris, gate and XOR runs take 10,000 full-batch steps of
 a few parameters, where Lightning's work per step costs more than the step itself). The data module
 hands `training_step` a list of K `(x, y)` batches, the same batches in the same order as K = 1, and
 the module takes K optimizer steps with Lightning's manual optimisation (`manual_backward`,

@@ -1,4 +1,4 @@
-"""StepHistory: the seeds' history rows, recorded inside training, equal to the seed's own loop."""
+"""StepHistory: the course notes' history rows, recorded inside training, equal to the notes' own loop."""
 
 import csv
 
@@ -13,12 +13,12 @@ from src.models.nets.linear import softmax_regression
 from src.runs.history import read_history
 from src.train import train
 
-IRIS = ["experiment=seed000_iris_4features", "trainer.max_epochs=1", "callbacks.progress_bar=null",
+IRIS = ["experiment=notes0_iris_4features", "trainer.max_epochs=1", "callbacks.progress_bar=null",
         "callbacks.model_summary=null", "test=false"]
 
 
 def seed_loop(x, y, x_val, y_val, steps: int, every: int) -> dict[int, tuple[float, float, float, float]]:
-    """Seed 000's loop, as written there: full-batch SGD lr 0.01; a row every `every` epochs."""
+    """Notes 0's loop, as written there: full-batch SGD lr 0.01; a row every `every` epochs."""
     torch.manual_seed(42)  # the run's seed, before the net is built
     net = softmax_regression([4], 3)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)

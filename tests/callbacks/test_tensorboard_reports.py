@@ -50,7 +50,7 @@ def test_validation_views_are_logged_every_epoch_for_short_runs_and_spaced_out_f
     assert all(auto.due(trainer(e, max_epochs=5)) for e in range(5))
     logged = [e + 1 for e in range(1000) if auto.due(trainer(e, max_epochs=1000))]
     assert logged == list(range(100, 1001, 100))
-    # seed003: max_steps 10,001 in "epochs" of 100 steps taken as one call -> 101 epochs
+    # notes3: max_steps 10,001 in "epochs" of 100 steps taken as one call -> 101 epochs
     assert auto.interval(trainer(0, max_steps=10_001, steps_per_call=100)) == 11
     assert EveryNEpochs(3, auto_logs=10).interval(trainer(0, max_epochs=1000)) == 3
     assert not auto.due(SimpleNamespace(**{**vars(trainer(0, max_epochs=5)), "fast_dev_run": True}))

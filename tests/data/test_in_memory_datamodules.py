@@ -32,7 +32,7 @@ def test_digits_split_is_reproducible_and_disjoint():
     assert sum(r in train_rows for r in test_rows) < 10  # only true duplicate images may coincide
 
 
-def test_iris_uses_the_seeds_split_and_features():
+def test_iris_uses_the_notes_split_and_features():
     from sklearn.datasets import load_iris
     from sklearn.model_selection import train_test_split
 

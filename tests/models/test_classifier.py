@@ -7,7 +7,7 @@ from src.models.nets.linear import perceptron, softmax_regression
 from src.models.nets.mlp import MLP
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
-MLP_NET = {"_target_": "src.models.nets.mlp.MLP", "input_shape": [1, 8, 8], "num_outputs": 10,
+MLP_NET = {"_target_": "src.models.nets.mlp.MLP", "input_shape": [1, 8, 8], "num_classes": 10,
            "hidden_sizes": [16]}
 
 

@@ -14,14 +14,14 @@ from src.models.nets.common import InputShapeError, conv_output_size
 from src.models.nets.googlenet import GoogLeNetOutputs, googlenet
 from src.models.nets.lenet import lenet5
 from src.models.nets.resnet import Bottleneck, resnet18, resnet34, resnet50, resnet101
-from src.models.nets.small_cnns import seed000_cnn, seed001_cnn, seed002_simple_cnn, seed004_dropout_cnn
+from src.models.nets.small_cnns import notes0_cnn, notes1_cnn, notes2_simple_cnn, notes4_dropout_cnn
 from src.models.nets.vgg import vgg11, vgg13, vgg16, vgg19
 
 BUILDERS = {
-    "seed000_cnn": seed000_cnn,
-    "seed001_cnn": seed001_cnn,
-    "seed002_simple_cnn": seed002_simple_cnn,
-    "seed004_dropout_cnn": seed004_dropout_cnn,
+    "notes0_cnn": notes0_cnn,
+    "notes1_cnn": notes1_cnn,
+    "notes2_simple_cnn": notes2_simple_cnn,
+    "notes4_dropout_cnn": notes4_dropout_cnn,
     "lenet5": lenet5,
     "lenet5_tanh": partial(lenet5, activation="tanh"),
     "alexnet": alexnet,
@@ -47,7 +47,7 @@ CASES = [
 ]
 # Nets whose convolutions cannot fit 8x8 images (the `digits` data set), with their minimum side.
 # The others handle 8x8: padded convs, ceil-mode pools (VGG, GoogLeNet) or adaptive pooling.
-TOO_SMALL_AT_8PX = {"seed001_cnn": 20, "seed004_dropout_cnn": 12, "lenet5": 12, "lenet5_tanh": 12}
+TOO_SMALL_AT_8PX = {"notes1_cnn": 20, "notes4_dropout_cnn": 12, "lenet5": 12, "lenet5_tanh": 12}
 
 
 def loss_of(output: torch.Tensor | GoogLeNetOutputs, target: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ def test_forward_shape_and_one_sgd_step(name: str, shape: tuple[int, int, int]) 
     check_shape_and_one_step(model, shape, 10)
 
 
-@pytest.mark.parametrize("name", ["seed001_cnn", "lenet5", "resnet18"])
+@pytest.mark.parametrize("name", ["notes1_cnn", "lenet5", "resnet18"])
 def test_seven_classes(name: str) -> None:
     torch.manual_seed(0)
     model = BUILDERS[name](input_shape=(3, 32, 32), num_classes=7)
@@ -103,12 +103,12 @@ def test_8px_images_work_or_raise_at_build_time(name: str) -> None:
 
 
 def test_minimum_size_is_exact() -> None:
-    seed001_cnn(input_shape=(1, 20, 20), num_classes=10)
-    with pytest.raises(InputShapeError, match="seed001_cnn needs images of at least 20x20"):
-        seed001_cnn(input_shape=(1, 19, 40), num_classes=10)
-    seed004_dropout_cnn(input_shape=(1, 10, 10), num_classes=10, first_kernel=3)
+    notes1_cnn(input_shape=(1, 20, 20), num_classes=10)
+    with pytest.raises(InputShapeError, match="notes1_cnn needs images of at least 20x20"):
+        notes1_cnn(input_shape=(1, 19, 40), num_classes=10)
+    notes4_dropout_cnn(input_shape=(1, 10, 10), num_classes=10, first_kernel=3)
     with pytest.raises(InputShapeError, match="at least 10x10"):
-        seed004_dropout_cnn(input_shape=(1, 9, 9), num_classes=10, first_kernel=3)
+        notes4_dropout_cnn(input_shape=(1, 9, 9), num_classes=10, first_kernel=3)
 
 
 def test_input_shape_must_be_chw() -> None:
@@ -120,16 +120,16 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def test_seed004_parameter_counts() -> None:
-    assert n_params(seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10)) == 225_546
-    assert n_params(seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10, first_kernel=3)) == 225_034
-    assert seed004_dropout_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 1600
+def test_notes4_parameter_counts() -> None:
+    assert n_params(notes4_dropout_cnn(input_shape=(1, 28, 28), num_classes=10)) == 225_546
+    assert n_params(notes4_dropout_cnn(input_shape=(1, 28, 28), num_classes=10, first_kernel=3)) == 225_034
+    assert notes4_dropout_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 1600
 
 
 def test_flatten_sizes() -> None:
-    assert seed000_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 6272
-    assert seed001_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 576
-    assert seed002_simple_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 4096
+    assert notes0_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 6272
+    assert notes1_cnn(input_shape=(1, 28, 28), num_classes=10).flat_features == 576
+    assert notes2_simple_cnn(input_shape=(3, 32, 32), num_classes=10).flat_features == 4096
     assert lenet5(input_shape=(1, 28, 28), num_classes=10).flat_features == 16 * 5 * 5
 
 

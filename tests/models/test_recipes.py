@@ -16,7 +16,7 @@ SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 
 
 def mlp(input_shape=(1, 8, 8), num_classes=10, **kw):
-    net = {"_target_": "src.models.nets.mlp.MLP", "input_shape": list(input_shape), "num_outputs": num_classes,
+    net = {"_target_": "src.models.nets.mlp.MLP", "input_shape": list(input_shape), "num_classes": num_classes,
            "hidden_sizes": [16], **kw.pop("net", {})}
     return ClassificationModule(net=net, num_classes=num_classes, optimizer=kw.pop("optimizer", dict(SGD)), **kw)
 

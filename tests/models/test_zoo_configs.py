@@ -1,6 +1,6 @@
 """Every CNN-zoo model config composes with grey 28 px and colour 32 px data configs, builds, runs a
 forward pass and a training step; impossible pairs fail in one sentence; GoogLeNet's auxiliary loss;
-the image experiments carry the seeds' recipes."""
+the image experiments carry the course notes' recipes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from src.models.nets.googlenet import GoogLeNetOutputs
 CONF = Path(__file__).resolve().parents[2] / "conf"
 ZOO = [
     "lenet", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet", "resnet", "resnet18", "resnet34",
-    "resnet50", "resnet101", "seed000_cnn", "seed001_mnist_cnn", "seed002_simple_cnn", "seed004_dropout_cnn",
+    "resnet50", "resnet101", "notes0_cnn", "notes1_mnist_cnn", "notes2_simple_cnn", "notes4_dropout_cnn",
     "deep_mlp",
 ]
 IMAGE_EXPERIMENTS = sorted(
@@ -73,19 +73,19 @@ def test_an_unknown_head_is_one_sentence_before_training(cli_in_process):
     assert "Traceback" not in result.output
 
 
-def test_deep_mlp_is_seed_003s_net_with_the_softmax_knob(compose):
+def test_deep_mlp_is_notes3s_net_with_the_softmax_knob(compose):
     _, module = build(compose, "deep_mlp", "fashion_mnist")
     widths = [m.out_features for m in module.net.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [500, 400, 300, 200, 100, 50, 10]
     assert not any(isinstance(m, torch.nn.Softmax) for m in module.net.modules())
-    _, seed = build(compose, "deep_mlp", "fashion_mnist", "model.net.output_softmax=true")
-    assert isinstance(list(seed.net.modules())[-1], torch.nn.Softmax)
+    _, with_softmax = build(compose, "deep_mlp", "fashion_mnist", "model.net.output_softmax=true")
+    assert isinstance(list(with_softmax.net.modules())[-1], torch.nn.Softmax)
 
 
-def test_seed004_cnn_has_the_seeds_parameter_counts(compose):
+def test_notes4_cnn_has_the_notes_parameter_counts(compose):
     count = lambda m: sum(p.numel() for p in m.net.parameters())
-    assert count(build(compose, "seed004_dropout_cnn", "fashion_mnist")[1]) == 225_546
-    assert count(build(compose, "seed004_dropout_cnn", "fashion_mnist", "model.net.first_kernel=3")[1]) == 225_034
+    assert count(build(compose, "notes4_dropout_cnn", "fashion_mnist")[1]) == 225_546
+    assert count(build(compose, "notes4_dropout_cnn", "fashion_mnist", "model.net.first_kernel=3")[1]) == 225_034
 
 
 def test_an_image_too_small_for_the_net_is_one_sentence_naming_the_sizes(compose):
@@ -135,7 +135,7 @@ def test_googlenet_without_aux_heads_and_bad_weight(compose):
         build(compose, "googlenet", "fashion_mnist", "model.aux_weight=-1")
 
 
-# --- the seeds' image recipes -----------------------------------------------------------------------
+# --- the course notes' image recipes -----------------------------------------------------------------------
 @pytest.mark.parametrize("experiment", IMAGE_EXPERIMENTS)
 def test_image_experiment_composes_and_builds_its_model(compose, experiment):
     cfg = compose([f"experiment={experiment}"])
@@ -144,15 +144,15 @@ def test_image_experiment_composes_and_builds_its_model(compose, experiment):
     build_module(cfg.model, cfg.optimizer, cfg.scheduler)
 
 
-def test_seed_recipes_carry_the_seeds_numbers(compose):
-    cfg = compose(["experiment=seed000_mlp2_fashion_mnist"])
+def test_notes_recipes_carry_the_notes_numbers(compose):
+    cfg = compose(["experiment=notes0_mlp2_fashion_mnist"])
     assert (cfg.data.name, cfg.data.batch_size, list(cfg.data.mean), list(cfg.data.std)) == (
         "fashion_mnist", 500, [0.5], [0.5])
     assert list(cfg.model.net.hidden_sizes) == [128, 128] and cfg.optimizer.lr == 0.01
     assert cfg.trainer.max_epochs == 10
-    cfg = compose(["experiment=seed002_simple_cnn_cifar10"])
+    cfg = compose(["experiment=notes2_simple_cnn_cifar10"])
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.data.batch_size) == (0.01, 0.9, 64)
-    cfg = compose(["experiment=seed003_deep_mlp_cifar10"])
+    cfg = compose(["experiment=notes3_deep_mlp_cifar10"])
     assert cfg.data.val_fraction == 0.2 and cfg.data.batch_size == 256 and cfg.model.net.activation == "leaky_relu"
     assert cfg.callbacks.early_stopping.monitor == "val/loss" and cfg.callbacks.early_stopping.patience == 5
     assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == ("val/loss", "min")

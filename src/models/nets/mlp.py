@@ -1,4 +1,4 @@
-"""Multi-layer perceptron on flattened input, with the knobs the seeds tune."""
+"""Multi-layer perceptron on flattened input, with the knobs the course notes tune."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ INITS = ("default", "xavier", "kaiming")
 class MLP(nn.Module):
     """Flatten -> [Linear -> (BatchNorm) -> activation -> (Dropout)] per hidden size -> Linear.
 
-    `hidden_sizes=[500, 400, 300, 200, 100, 50]` with `activation="leaky_relu"` is seed 003's deep
-    MLP; `[10, 10, 10]` with sigmoid and one output is its XOR net. `output_softmax=True`
-    reproduces seed 003's mistake of ending the net with softmax before a cross-entropy loss.
+    `hidden_sizes=[500, 400, 300, 200, 100, 50]` with `activation="leaky_relu"` is notes 3's deep
+    MLP; `[10, 10, 10]` with sigmoid and `num_classes=1` (one logit, for a binary loss) is its XOR
+    net. `output_softmax=True` reproduces notes 3's mistake of ending the net with softmax before a
+    cross-entropy loss.
     """
 
     def __init__(
         self,
         input_shape: Sequence[int],
-        num_outputs: int,
+        num_classes: int,
         hidden_sizes: Sequence[int] = (128,),
         activation: str = "relu",
         dropout: float = 0.0,
@@ -55,7 +56,7 @@ class MLP(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = size
-        layers.append(nn.Linear(width, num_outputs))
+        layers.append(nn.Linear(width, num_classes))
         if output_softmax:
             layers.append(nn.Softmax(dim=1))
         self.layers = nn.Sequential(*layers)

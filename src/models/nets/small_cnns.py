@@ -16,14 +16,14 @@ from torch import nn
 from src.models.nets.common import as_chw, flat_features
 
 __all__ = [
-    "Seed000CNN",
-    "Seed001CNN",
-    "Seed002SimpleCNN",
-    "Seed004DropoutCNN",
-    "seed000_cnn",
-    "seed001_cnn",
-    "seed002_simple_cnn",
-    "seed004_dropout_cnn",
+    "Notes0CNN",
+    "Notes1CNN",
+    "Notes2SimpleCNN",
+    "Notes4DropoutCNN",
+    "notes0_cnn",
+    "notes1_cnn",
+    "notes2_simple_cnn",
+    "notes4_dropout_cnn",
 ]
 
 
@@ -38,12 +38,12 @@ class _FeaturesThenClassifier(nn.Module):
         return self.classifier(self.features(x))
 
 
-class Seed000CNN(_FeaturesThenClassifier):
+class Notes0CNN(_FeaturesThenClassifier):
     """conv3x3(32) - conv3x3(32) - maxpool - fc(hidden) - fc; 32*14*14 = 6272 features on 32 px."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: int = 128) -> None:
         super().__init__()
-        channels = as_chw(input_shape, "seed000_cnn")[0]
+        channels = as_chw(input_shape, "notes0_cnn")[0]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 32, 3),
             nn.ReLU(inplace=True),
@@ -51,7 +51,7 @@ class Seed000CNN(_FeaturesThenClassifier):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        self.flat_features = flat_features(self.features, input_shape, "seed000_cnn")
+        self.flat_features = flat_features(self.features, input_shape, "notes0_cnn")
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(self.flat_features, hidden),
@@ -60,12 +60,12 @@ class Seed000CNN(_FeaturesThenClassifier):
         )
 
 
-class Seed001CNN(_FeaturesThenClassifier):
+class Notes1CNN(_FeaturesThenClassifier):
     """Three 5x5 convs (16-32-64) with two max-pools, fc(100), fc; 64*3*3 = 576 features on 28 px."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        channels = as_chw(input_shape, "seed001_cnn")[0]
+        channels = as_chw(input_shape, "notes1_cnn")[0]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 16, 5),
             nn.ReLU(inplace=True),
@@ -76,7 +76,7 @@ class Seed001CNN(_FeaturesThenClassifier):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        self.flat_features = flat_features(self.features, input_shape, "seed001_cnn")
+        self.flat_features = flat_features(self.features, input_shape, "notes1_cnn")
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(self.flat_features, 100),
@@ -85,12 +85,12 @@ class Seed001CNN(_FeaturesThenClassifier):
         )
 
 
-class Seed002SimpleCNN(_FeaturesThenClassifier):
+class Notes2SimpleCNN(_FeaturesThenClassifier):
     """Two padded 3x3 conv + max-pool stages (32, 64), fc(512), fc; 64*8*8 = 4096 features on 32 px."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        channels = as_chw(input_shape, "seed002_simple_cnn")[0]
+        channels = as_chw(input_shape, "notes2_simple_cnn")[0]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -99,7 +99,7 @@ class Seed002SimpleCNN(_FeaturesThenClassifier):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        self.flat_features = flat_features(self.features, input_shape, "seed002_simple_cnn")
+        self.flat_features = flat_features(self.features, input_shape, "notes2_simple_cnn")
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(self.flat_features, 512),
@@ -108,7 +108,7 @@ class Seed002SimpleCNN(_FeaturesThenClassifier):
         )
 
 
-class Seed004DropoutCNN(_FeaturesThenClassifier):
+class Notes4DropoutCNN(_FeaturesThenClassifier):
     """Two conv + max-pool stages with dropout after each, fc(128), dropout, fc.
 
     On 1x28x28 with 10 classes it has 225,546 parameters (first_kernel=5; 1600 flat features)
@@ -117,7 +117,7 @@ class Seed004DropoutCNN(_FeaturesThenClassifier):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, first_kernel: int = 5) -> None:
         super().__init__()
-        channels = as_chw(input_shape, "seed004_dropout_cnn")[0]
+        channels = as_chw(input_shape, "notes4_dropout_cnn")[0]
         self.features = nn.Sequential(
             nn.Conv2d(channels, 32, first_kernel),
             nn.ReLU(inplace=True),
@@ -128,7 +128,7 @@ class Seed004DropoutCNN(_FeaturesThenClassifier):
             nn.MaxPool2d(2),
             nn.Dropout(0.25),
         )
-        self.flat_features = flat_features(self.features, input_shape, "seed004_dropout_cnn")
+        self.flat_features = flat_features(self.features, input_shape, "notes4_dropout_cnn")
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(self.flat_features, 128),
@@ -138,23 +138,23 @@ class Seed004DropoutCNN(_FeaturesThenClassifier):
         )
 
 
-def seed000_cnn(input_shape: Sequence[int], num_classes: int, hidden: int = 128) -> Seed000CNN:
+def notes0_cnn(input_shape: Sequence[int], num_classes: int, hidden: int = 128) -> Notes0CNN:
     """Two 3x3 convs, one max-pool, a hidden fully-connected layer of `hidden` units."""
-    return Seed000CNN(input_shape, num_classes, hidden=hidden)
+    return Notes0CNN(input_shape, num_classes, hidden=hidden)
 
 
-def seed001_cnn(input_shape: Sequence[int], num_classes: int) -> Seed001CNN:
+def notes1_cnn(input_shape: Sequence[int], num_classes: int) -> Notes1CNN:
     """Three 5x5 convs with two max-pools; needs images of at least 20x20 pixels."""
-    return Seed001CNN(input_shape, num_classes)
+    return Notes1CNN(input_shape, num_classes)
 
 
-def seed002_simple_cnn(input_shape: Sequence[int], num_classes: int) -> Seed002SimpleCNN:
+def notes2_simple_cnn(input_shape: Sequence[int], num_classes: int) -> Notes2SimpleCNN:
     """Two padded 3x3 conv + max-pool stages and a 512-unit hidden layer."""
-    return Seed002SimpleCNN(input_shape, num_classes)
+    return Notes2SimpleCNN(input_shape, num_classes)
 
 
-def seed004_dropout_cnn(
+def notes4_dropout_cnn(
     input_shape: Sequence[int], num_classes: int, first_kernel: int = 5
-) -> Seed004DropoutCNN:
+) -> Notes4DropoutCNN:
     """Two conv + max-pool stages regularised with dropout (0.1, 0.25, 0.5)."""
-    return Seed004DropoutCNN(input_shape, num_classes, first_kernel=first_kernel)
+    return Notes4DropoutCNN(input_shape, num_classes, first_kernel=first_kernel)
