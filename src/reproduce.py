@@ -188,13 +188,12 @@ def job_results(recipe: Recipe) -> dict[str, Any]:
         out["error"] = json.loads(failed.read_text()).get("error", "failed")
     last = job / "checkpoints" / "last.ckpt"
     if last.is_file():
-        import torch
+        import torch  # loaded only for a job with a checkpoint: the entry point starts without torch or Lightning
+
+        from src.training.lightning_internals import epochs_trained
 
         ckpt = torch.load(last, map_location="cpu", weights_only=True)
-        progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
-        # Epochs whose training pass finished: a checkpoint written at the last epoch's validation has not yet
-        # counted that epoch "completed".
-        out["epochs"] = int(progress.get("processed", progress.get("completed", ckpt.get("epoch", 0))))
+        out["epochs"] = epochs_trained(ckpt)
         out["steps"] = int(ckpt.get("global_step", 0))
     return out
 

@@ -99,7 +99,7 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed_from) if resumed_from else None)
         except SIGTERMException:  # Lightning's exit is code 0; a scheduler must see that the job was stopped
-            end_interrupted_run()
+            end_interrupted_run(trainer)
         except RuntimeError as exc:
             if resumed_from and "Error(s) in loading state_dict" in str(exc):
                 raise UserError(
@@ -116,7 +116,7 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
         try:
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         except SIGTERMException:  # stopped while testing: a restart resumes from last.ckpt and tests again
-            end_interrupted_run()
+            end_interrupted_run(trainer)
         metrics.update(scalar_metrics(trainer.callback_metrics))
         if rank_zero_only.rank == 0:
             print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {cfg.paths.output_dir})",

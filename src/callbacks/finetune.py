@@ -14,9 +14,12 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+from lightning.pytorch.strategies import DDPStrategy
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.errors import require
+from src.models.finetune import backbone_modules, split_parameters
+from src.training.lightning_internals import ddp_finds_unused_parameters
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +34,14 @@ class FreezeBackbone(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit" or trainer.world_size == 1:
             return
-        from lightning.pytorch.strategies import DDPStrategy
-
-        # DDP must be told that some parameters get no gradient in some steps; Lightning keeps the keyword
-        # arguments it passes to DistributedDataParallel in `_ddp_kwargs` (no public accessor).
-        unused_ok = bool(getattr(trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"))
+        # DDP must be told that some parameters get no gradient in some steps.
         require(
-            not isinstance(trainer.strategy, DDPStrategy) or unused_ok,
+            not isinstance(trainer.strategy, DDPStrategy) or ddp_finds_unused_parameters(trainer.strategy),
             "model.finetune.freeze_epochs under DDP needs trainer.strategy=ddp_find_unused_parameters_true (frozen "
             "parameters get no gradient); set it, or drop the freezing.",
         )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from src.models.finetune import backbone_modules, split_parameters
-
         net = pl_module.net
         backbone, _ = split_parameters(net)
         if trainer.current_epoch < self.epochs:

@@ -15,6 +15,9 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from src.errors import UserError
+from src.training.lightning_internals import restart_validation_pass, stop_at_next_batch_boundary
+
 
 class CheckpointOnInterrupt(L.Callback):
     """Writes `<run>/checkpoints/interrupted.ckpt` when training is interrupted; the process then ends
@@ -31,18 +34,22 @@ class CheckpointOnInterrupt(L.Callback):
     requeues on (SIGUSR2 by default, sent `signal_delay_s` before the time limit) stops training
     the same way; once `interrupted.ckpt` is saved, submitit's own handler requeues the job
     (`end_interrupted_run`), and the requeued job resumes from that checkpoint in its folder.
+
+    What stopped the run is kept on the callback for the entry point: `ctrl_c_pressed`, and
+    `requeue` (submitit's handler and the signal it was sent, once that signal stopped the run).
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
         self.filename = filename
+        self.ctrl_c_pressed = False
+        self.requeue: tuple[Callable[[int, Any], Any], int] | None = None
         self._saving_mid_validation = False
         self._previous_handler: Any = None
         self._previous_requeue_handler: tuple[int, Any] | None = None
 
     # --- Ctrl-C: stop where SIGTERM stops ---------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        global _ctrl_c_pressed, _requeue
-        _ctrl_c_pressed, _requeue = False, None
+        self.ctrl_c_pressed, self.requeue = False, None
         in_main_thread = threading.current_thread() is threading.main_thread()
         if trainer.world_size == 1 and in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
@@ -55,13 +62,11 @@ class CheckpointOnInterrupt(L.Callback):
         self._restore_requeue_signal()
 
     def _on_ctrl_c(self, signum: int, frame: Any) -> None:
-        global _ctrl_c_pressed
-        sigterm = signal.getsignal(signal.SIGTERM)
-        if _ctrl_c_pressed or not callable(sigterm):
+        if self.ctrl_c_pressed or not callable(signal.getsignal(signal.SIGTERM)):
             raise KeyboardInterrupt  # a second Ctrl-C (or no SIGTERM handler of Lightning's): stop at once
-        _ctrl_c_pressed = True
+        self.ctrl_c_pressed = True
         print("\nStopping after the batch in progress (Ctrl-C again to stop at once) ...", flush=True)
-        sigterm(signal.SIGTERM, frame)  # Lightning's SIGTERM handler: the loops stop at their next batch boundary
+        stop_at_next_batch_boundary(frame)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_ctrl_c()
@@ -83,20 +88,39 @@ class CheckpointOnInterrupt(L.Callback):
             signal.signal(signum, self._on_requeue_signal)
 
     def _on_requeue_signal(self, signum: int, frame: Any) -> None:
-        global _requeue
-        if _requeue is not None or self._previous_requeue_handler is None:
+        if self.requeue is not None or self._previous_requeue_handler is None:
             return  # already stopping
-        _requeue = (self._previous_requeue_handler[1], signum)
+        self.requeue = (self._previous_requeue_handler[1], signum)
         print(f"\nReceived {signal.Signals(signum).name} (the job's time limit or pre-emption): stopping after the "
               "batch in progress to save a checkpoint; then submitit requeues the job ...", flush=True)
-        sigterm = signal.getsignal(signal.SIGTERM)
-        if callable(sigterm):
-            sigterm(signal.SIGTERM, frame)  # Lightning's SIGTERM handler: the loops stop at their next batch boundary
+        stop_at_next_batch_boundary(frame)
 
     def _restore_requeue_signal(self) -> None:
         if self._previous_requeue_handler is not None:
             signal.signal(*self._previous_requeue_handler)
             self._previous_requeue_handler = None
+
+    # --- the end of a stopped run ---------------------------------------------------------------
+    def end_run(self) -> NoReturn:
+        """End the process of the run this callback saw stopped (its checkpoint is saved): submitit's
+        requeue signal goes on to submitit's handler, which resubmits the job with the same arguments
+        and exits (a job it may not requeue again ends in one sentence); otherwise exit 130 for Ctrl-C,
+        143 for SIGTERM (128 + the signal's number)."""
+        requeue, self.requeue = self.requeue, None
+        if requeue is not None:
+            handler, signum = requeue
+            # submitit's refusal to requeue (e.g. after hydra.launcher.max_num_timeout time limits); submitit is
+            # loaded wherever its handler is installed
+            refusal = getattr(sys.modules.get("submitit.core.utils"), "UncompletedJobError", RuntimeError)
+            try:
+                handler(signum, None)
+            except refusal as exc:
+                raise UserError(
+                    f"submitit did not requeue this job ({exc}); its checkpoint is kept in the job folder: start the "
+                    "sweep's own command again with hydra.sweep.dir=<its folder> to resume it, or allow more requeues "
+                    "with hydra.launcher.max_num_timeout=N."
+                ) from exc
+        sys.exit(128 + (signal.SIGINT if self.ctrl_c_pressed else signal.SIGTERM))
 
     # --- the checkpoint ---------------------------------------------------------------------------
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
@@ -120,12 +144,7 @@ class CheckpointOnInterrupt(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._saving_mid_validation:
-            restart_validation(checkpoint)
-
-
-_ctrl_c_pressed = False  # set by the Ctrl-C handler of the run in progress (one per process)
-# submitit's requeue handler and the signal it was sent, once that signal stopped the run in progress
-_requeue: tuple[Callable[[int, Any], Any], int] | None = None
+            restart_validation_pass(checkpoint)
 
 
 def submitit_requeue_signal() -> int | None:
@@ -136,47 +155,10 @@ def submitit_requeue_signal() -> int | None:
     return getattr(signal, f"SIG{name}", None) if name else None
 
 
-def exit_code_of_stop() -> int:
-    """The exit code of a run stopped by a signal: 130 for Ctrl-C, 143 for SIGTERM (128 + the signal's number)."""
-    return 128 + (signal.SIGINT if _ctrl_c_pressed else signal.SIGTERM)
-
-
-def end_interrupted_run() -> NoReturn:
-    """End the process of a run that a signal stopped (its checkpoint is saved): submitit's requeue
-    signal goes on to submitit's handler, which resubmits the job with the same arguments and exits
-    (a job it may not requeue again ends in one sentence); otherwise exit 130 / 143."""
-    global _requeue
-    if _requeue is not None:
-        handler, signum = _requeue
-        _requeue = None
-        try:
-            handler(signum, None)
-        except Exception as exc:  # submitit's refusal, e.g. after hydra.launcher.max_num_timeout time limits
-            from src.errors import UserError
-
-            raise UserError(
-                f"submitit did not requeue this job ({exc}); its checkpoint is kept in the job folder: start the "
-                "sweep's own command again with hydra.sweep.dir=<its folder> to resume it, or allow more requeues "
-                "with hydra.launcher.max_num_timeout=N."
-            ) from exc
-    sys.exit(exit_code_of_stop())
-
-
-def restart_validation(checkpoint: dict[str, Any]) -> None:
-    """Record the validation pass in progress as started with no batch done.
-
-    Lightning resumes a validation pass after the batches it counted as done, but neither the
-    validation loader's position nor the partial metrics are in a checkpoint: it would compute the
-    epoch's metrics on a part of the validation set, or (all counters equal) skip them, so that
-    early stopping finds no `val/loss`. With "first batch started, none done", Lightning's own
-    restart path runs the whole pass again. The counters are those of Lightning's loop state
-    (`checkpoint["loops"]`); a checkpoint without them is left as it is.
-    """
-    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    progress = fit_loop.get("epoch_loop.val_loop.batch_progress")
-    if not isinstance(progress, dict) or not {"current", "total"} <= progress.keys():
-        return
-    done_before = progress["total"]["completed"] - progress["current"]["completed"]  # earlier passes this epoch
-    for tracker, base in ((progress["current"], 0), (progress["total"], done_before)):
-        tracker.update(ready=base + 1, started=base + 1, processed=base, completed=base)
-    progress["is_last_batch"] = False
+def end_interrupted_run(trainer: L.Trainer) -> NoReturn:
+    """End the process of a run that a signal stopped, as the trainer's `CheckpointOnInterrupt` saw
+    it (`CheckpointOnInterrupt.end_run`); a run without that callback exits 143 (SIGTERM)."""
+    stopper = next((c for c in trainer.callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+    if stopper is not None:
+        stopper.end_run()
+    sys.exit(128 + signal.SIGTERM)

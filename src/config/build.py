@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import UserError, require
@@ -18,8 +23,6 @@ def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
 
 def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | None = None):
     """The data config's DataModule; `augment` (the augment group) applies to its training batches."""
-    from hydra.utils import instantiate
-
     kwargs = plain(data_cfg)
     if augment:
         kwargs["augment"] = plain(augment)
@@ -32,8 +35,6 @@ def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg
     `steps_per_call` is the data config's (`data.steps_per_call`): optimizer steps per `training_step`,
     which fixes the module's optimisation mode (src/models/steps_per_call.py); passed only when not 1,
     so a module class without the argument builds as before."""
-    from hydra.utils import get_class
-
     kwargs = plain(model_cfg)
     cls = get_class(kwargs.pop("_target_"))
     if steps_per_call != 1:
@@ -43,8 +44,6 @@ def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg
 
 def build_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a callbacks/logger group; `null` entries are switched off."""
-    from hydra.utils import instantiate
-
     if not group:
         return []
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
@@ -54,8 +53,6 @@ def resolve_precision(accelerator: str, precision: Any) -> Any:
     """`precision: auto` -> bf16-mixed on GPUs that support it, else 16-mixed; 32-true on the CPU."""
     if precision != "auto":
         return precision
-    import torch
-
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if not on_gpu:
         return "32-true"
@@ -63,8 +60,6 @@ def resolve_precision(accelerator: str, precision: Any) -> Any:
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
-    from hydra.utils import instantiate
-
     kwargs = plain(trainer_cfg)
     epochs = kwargs.get("max_epochs")
     require(
@@ -74,15 +69,11 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
     check_accelerator(kwargs.get("accelerator", "auto"))
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
     # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     kwargs.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
     try:
         return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)
-    except Exception as exc:  # Hydra wraps the Trainer's own refusal of its settings
-        from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
+    except InstantiationException as exc:  # Hydra wraps the Trainer's own refusal of its settings
+        cause = exc.__cause__
         if not isinstance(cause, (MisconfigurationException, ValueError)):
             raise
         text = str(cause).strip()
@@ -93,8 +84,6 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
 
 def check_accelerator(accelerator: Any) -> None:
     """`trainer.accelerator=gpu` (also trainer=gpu, ddp, fsdp) on a machine without a usable GPU: one sentence."""
-    import torch
-
     name = str(accelerator).lower()
     if name in ("gpu", "cuda"):
         require(

@@ -58,7 +58,7 @@ def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
     name = str(data_cfg.get("name", "data"))
     try:
         state = ckpt.get(get_class(data_cfg["_target_"]).__qualname__)
-    except Exception:
+    except (KeyError, ImportError, ValueError):  # no `_target_`, or a data class this code no longer has
         state = None
     if not isinstance(state, dict) or "class_names" not in state:
         log.warning("%s holds no preprocessing state (older checkpoint): recomputing it from the %s data set.",
@@ -72,8 +72,7 @@ def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
 def _state_from_data(data_cfg: dict[str, Any]) -> dict[str, Any]:
     from src.config.build import build_datamodule
 
-    datamodule = build_datamodule(data_cfg)
-    datamodule.device = "cpu"
+    datamodule = build_datamodule({**data_cfg, "device": "cpu"})  # statistics only: no accelerator needed
     datamodule.prepare_data()
     datamodule.setup("predict")
     return datamodule.state_dict()

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -35,14 +37,11 @@ OPTIONAL_KEYS = (*RECIPE_KEYS, "steps_per_call", "finetune")  # arguments a subc
 
 def build_net(net: dict[str, Any]) -> nn.Module:
     """Instantiate a net from its config dict; bad arguments become one-sentence user errors."""
-    from hydra.utils import instantiate
-
     try:
         return instantiate(net, _convert_="all")
-    except Exception as exc:  # Hydra wraps the net's own exception
-        cause = exc.__cause__ or exc
-        if isinstance(cause, ValueError):
-            raise UserError(str(cause).rstrip(".") + ".") from cause
+    except InstantiationException as exc:  # Hydra wraps the net's own exception
+        if isinstance(exc.__cause__, ValueError):
+            raise UserError(str(exc.__cause__).rstrip(".") + ".") from exc.__cause__
         raise
 
 
@@ -413,8 +412,6 @@ class ClassificationModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         """The optimizer (`optimizer.decay_bias_and_norm=false`: no weight decay on biases and
         normalisation layers) and the lr schedule, with an optional linear warmup (src/models/recipes.py)."""
-        from hydra.utils import instantiate
-
         optimizer_cfg = dict(self.hparams.optimizer)
         decay_bias_and_norm = optimizer_cfg.pop("decay_bias_and_norm", True)
         params = optimizer_parameters(self, decay_bias_and_norm)

@@ -46,6 +46,7 @@ from src.data.batch_augment import AlternatingFlip, set_augmentation_epoch
 from src.errors import require
 from src.models.classifier import ClassificationModule
 from src.models.nets.speedrun import PatchWhitening
+from src.training.lightning_internals import attached_trainer
 
 __all__ = ["SpeedrunModule", "decoupled_sgd", "speedrun_lr_factor", "tta_logits"]
 
@@ -166,7 +167,8 @@ class SpeedrunModule(ClassificationModule):
         return layer if isinstance(layer, PatchWhitening) else None
 
     def _datamodule(self) -> Any:
-        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        trainer = attached_trainer(self)
+        return trainer.datamodule if trainer is not None else None
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -312,7 +314,7 @@ class SpeedrunModule(ClassificationModule):
 
     # --- evaluation ----------------------------------------------------------------------------------------
     def _tta_level(self) -> int:
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         if trainer is not None and (trainer.validating or trainer.sanity_checking):
             return self.val_tta_level
         return self.tta_level

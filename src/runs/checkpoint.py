@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from src.errors import UserError, require
@@ -23,8 +24,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        import torch
-
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -76,20 +75,19 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
 
     `tensors_on_demand`: the tensors are memory-mapped, read only if used; for readers of the run's
     configuration and counters, such as a resume, which Lightning then loads whole once."""
-    import torch
-
     path = resolve_ckpt_path(ckpt_path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=tensors_on_demand)
     except OSError as exc:
         raise UserError(f"{path} cannot be read ({exc.strerror or exc}); check the path and its permissions.") from exc
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found is None:
+    except pickle.UnpicklingError as exc:  # the safe loader refused what the pickle asks for, or the pickle is broken
+        if not _pickle_is_whole(path):
             raise _unreadable(path, exc) from exc
+        found = _unsafe_globals(path)
         raise UserError(
-            f"{path} holds a Python object ({found.group(1)}) besides tensors and plain values, which a safe load "
-            "(weights_only=True) refuses; src.train never writes one: pass a checkpoint from logs/."
+            f"{path} holds Python objects{f' ({found})' if found else ''} besides tensors and plain values, so it is "
+            "unsafe to load (unpickling it could run code) and weights-only loading refuses it; src.train never "
+            "writes one: pass a checkpoint from logs/."
         ) from exc
     except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # what a damaged file raises
         raise _unreadable(path, exc) from exc
@@ -100,12 +98,40 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
     return path, ckpt
 
 
+def _pickle_is_whole(path: Path) -> bool:
+    """Whether the checkpoint's pickle stream parses to its end (the file is whole, whatever it asks to import):
+    a `torch.save` zip archive's `data.pkl`, or a legacy file's first four pickles (its header and its object)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+                for _ in pickletools.genops(archive.read(name)):
+                    pass
+            return True
+        with open(path, "rb") as file:
+            for _ in range(4):
+                for _ in pickletools.genops(file):
+                    pass
+        return True
+    except (StopIteration, ValueError, EOFError, OSError, zipfile.BadZipFile):
+        return False
+
+
+def _unsafe_globals(path: Path) -> str:
+    """The classes and functions a `torch.save` archive would import beyond what weights-only loading allows
+    (torch's own scan), comma-separated; empty where torch cannot list them (a legacy file, or a pickle
+    instruction its scanner does not take)."""
+    try:
+        return ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except (pickle.UnpicklingError, ValueError, RuntimeError):
+        return ""
+
+
 def _unreadable(path: Path, exc: BaseException) -> UserError:
-    """The error for a file that is not a whole checkpoint, naming what the reader found wrong."""
-    text = str(exc).strip()
-    unpickler = re.search(r"WeightsUnpickler error:\s*(\S.*)", text)  # torch's safe loader names the bad byte
-    reason = unpickler.group(1) if unpickler else (text.splitlines() or [""])[0].split(". ")[0]
-    reason = reason.strip().rstrip(".") or "the file ends early"
+    """The error for a file that is not a whole checkpoint, naming the reader's exception and its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[-1].split(". ")[0].rstrip(".") if isinstance(exc, pickle.UnpicklingError) and lines else (
+        lines[0].split(". ")[0].rstrip(".") if lines else "the file ends early")
     return UserError(
         f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {reason}); it may be truncated or "
         "corrupt: pick another checkpoint of the run (e.g. last.ckpt)."

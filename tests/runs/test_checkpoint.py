@@ -33,13 +33,25 @@ def test_a_truncated_checkpoint_says_so_with_the_readers_reason(saved, tmp_path)
         load_checkpoint(str(empty))
 
 
-def test_a_checkpoint_holding_python_objects_is_not_called_corrupt(tmp_path):
+@pytest.mark.parametrize("protocol", [2, 4], ids=["torch_default_pickle", "pickle_protocol_4"])
+def test_a_checkpoint_holding_python_objects_is_called_unsafe_not_corrupt(tmp_path, protocol):
     path = tmp_path / "objects.ckpt"
-    torch.save({"state_dict": {}, "run_config": {}, "extra": Opaque()}, path)
-    with pytest.raises(UserError, match=r"holds a Python object \(\S*Opaque\) besides tensors and plain "
-                                        r"values, which a safe load \(weights_only=True\) refuses") as caught:
+    torch.save({"state_dict": {}, "run_config": {}, "extra": Opaque()}, path, pickle_protocol=protocol)
+    with pytest.raises(UserError, match=r"holds Python objects .*besides tensors and plain values, so it is unsafe "
+                                        r"to load \(unpickling it could run code\)") as caught:
         load_checkpoint(str(path))
     assert "corrupt" not in str(caught.value) and caught.value.__cause__ is not None
+    if protocol == 2:  # torch's scan names the objects where its scanner reads the pickle
+        assert "(tests.runs.test_checkpoint.Opaque)" in str(caught.value)
+
+
+def test_eval_of_an_unsafe_checkpoint_is_one_sentence_exit_2(cli_in_process, tmp_path):
+    path = tmp_path / "objects.ckpt"
+    torch.save({"state_dict": {}, "run_config": {}, "extra": Opaque()}, path)
+    result = cli_in_process("src.eval", f"ckpt_path={path}")
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(errors) == 1, result.output
+    assert errors[0].startswith(f"error: {path} holds Python objects") and "unsafe to load" in errors[0], errors
 
 
 def test_a_whole_checkpoint_loads(saved):
