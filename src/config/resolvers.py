@@ -27,7 +27,7 @@ def as_node(value):
 if not OmegaConf.has_resolver("image_folder"):
     # `num_classes: ${image_folder:num_classes}`: read off the image folder and the data node's own settings.
     def _image_folder(key: str, *, _parent_):
-        from src.data.image_folder import config_value
+        from src.data.image_folder_settings import config_value
 
         return as_node(config_value(key, _parent_))
 

@@ -1,12 +1,7 @@
 """`data=image_folder data.root=DIR`: your own images, in torchvision's ImageFolder layout.
 
-    DIR/<class>/<image>                       validation and test carved by class (stratified)
-    DIR/train/<class>/<image>                 ... or given as folders: train/ plus val/ and/or test/
-    DIR/val/<class>/<image>                   (valid/ and validation/ also name the validation folder);
-    DIR/test/<class>/<image>                  a split that is missing is carved from train/
-
-Class names are the class folders' names (sorted; sub-folders inside a class folder belong to it);
-files whose suffix is not an image's (`src/data/image_files.py`) and hidden entries are ignored.
+The folder's layout and its listing: `src/data/image_folder_listing.py`; the settings read before any
+image (size, channels, normalisation, the config's values): `src/data/image_folder_settings.py`.
 Every image is decoded to grey or RGB (`channels`) and resized to `image_size` by one rule, the one
 `src.predict` applies to new images.
 
@@ -26,179 +21,25 @@ the run folder.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from src.data.image_files import IMAGE_SUFFIXES
+from src.data.image_file_dataset import ImageFileDataset, SampleAugment, check_sample_augment
+from src.data.image_folder_listing import list_images
+from src.data.image_folder_settings import check_channels, image_size_of, memory_bytes, normalisation_of
 from src.data.in_memory import InMemoryDataModule, Split, stratified_split
+from src.data.sample_loader import ResumableDataLoader, resumable_loader
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
 
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 STATS_SAMPLE = 2000  # training images decoded to fit mean/std on the per-sample path
-LAYOUT_HELP = ("a folder with one sub-folder of images per class (DIR/<class>/<image>), or train/, val/ and test/ "
-               "folders holding such class folders")
 
 
-# --- the folder ---------------------------------------------------------------------------------------
-@dataclass
-class FolderListing:
-    """The images of a folder, in a fixed order (part, class, path): class names, files relative to
-    the root, their class index and their part ("train", "val", "test", or "all" without split folders)."""
-
-    root: Path
-    classes: list[str]
-    files: list[str]
-    targets: list[int]
-    parts: list[str]
-
-    def paths(self) -> list[str]:
-        root = str(self.root)
-        return [os.path.join(root, f) for f in self.files]
-
-
-def _visible_dirs(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-
-
-def _is_image(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-
-
-def split_folders(root: str | Path) -> dict[str, Path]:
-    """{part: folder}: {"train": ..., "val": ..., "test": ...} as present, or {"all": root}."""
-    root = Path(str(root)).expanduser()
-    require(root.is_dir(), f"data.root={root} is not a folder; pass data.root=DIR, {LAYOUT_HELP}.")
-    dirs = _visible_dirs(root)
-    found: dict[str, Path] = {}
-    for name in dirs:
-        part = SPLIT_FOLDERS.get(name.lower())
-        if part is None:
-            continue
-        require(part not in found, f"{root} has two {part} folders ({found.get(part, Path()).name}/ and {name}/); "
-                                   "keep one.")
-        found[part] = root / name
-    if not found:
-        return {"all": root}
-    require("train" in found, f"{root} has {'/ and '.join(p.name for p in found.values())}/ but no train/ folder; "
-                              "add train/ (with one sub-folder per class), or put the class folders directly in it.")
-    others = [d for d in dirs if d.lower() not in SPLIT_FOLDERS]
-    require(not others, f"{root} mixes split folders (train/, ...) with other folders ({', '.join(others[:3])}); "
-                        "put class folders inside train/, val/ and test/ only.")
-    return found
-
-
-def class_names_of(root: str | Path) -> list[str]:
-    """The class names of an image folder (its class folders, or those of its train/ folder)."""
-    parts = split_folders(root)
-    folder = parts.get("train") or parts["all"]
-    names = _visible_dirs(folder)
-    require(bool(names), f"{folder} holds no class folders; data.root must be {LAYOUT_HELP}.")
-    require(len(names) >= 2, f"{folder} holds one class folder ({names[0]}/), but classification needs at least two "
-                             "classes; add a folder of images per class.")
-    return names
-
-
-def list_images(root: str | Path) -> FolderListing:
-    """Every image of the folder; one sentence for a class folder without images, a stray image outside
-    any class folder, or a class of val/ or test/ that train/ lacks."""
-    root = Path(str(root)).expanduser()
-    parts, classes = split_folders(root), class_names_of(root)
-    files: list[str] = []
-    targets: list[int] = []
-    part_of: list[str] = []
-    for part, folder in parts.items():
-        present = _visible_dirs(folder)
-        unknown = [c for c in present if c not in classes]
-        require(not unknown, f"{folder} has class folder(s) {', '.join(unknown[:3])} that {parts.get('train', root)} "
-                             "lacks; every class needs training images (add them, or remove the folder).")
-        stray = [e.name for e in os.scandir(folder) if e.is_file() and _is_image(e.name)]
-        require(not stray,
-                f"{folder} holds images outside any class folder ({', '.join(sorted(stray)[:3])}); move them into "
-                "the folder of their class.")
-        for name in present:
-            found = []  # paths relative to the root, with "/" between parts
-            for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                where = Path(dirpath).relative_to(root).as_posix()
-                found += [f"{where}/{f}" for f in sorted(filenames) if _is_image(f)]
-            require(bool(found), f"the class folder {folder / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                                 "add images to it or remove it.")
-            files += found
-            targets += [classes.index(name)] * len(found)
-            part_of += [part] * len(found)
-    return FolderListing(root, classes, files, targets, part_of)
-
-
-def image_size_of(image_size: Any, pretrained_model: str | None) -> tuple[int, int]:
-    """(height, width) from `data.image_size`: an int, [height, width], or "model" (the pretrained size)."""
-    if image_size == "model":
-        require(bool(pretrained_model), "data.image_size=model takes the input size of a timm model's pretrained "
-                                        "weights, but the model is not model=timm; give data.image_size=SIZE.")
-        from src.models.nets.timm_net import pretrained_cfg
-
-        _, height, width = pretrained_cfg(str(pretrained_model))["input_size"]
-        return int(height), int(width)
-    sizes = [image_size, image_size] if isinstance(image_size, int) and not isinstance(image_size, bool) \
-        else list(image_size) if isinstance(image_size, Sequence) and not isinstance(image_size, str) else []
-    require(
-        len(sizes) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes),
-        f"data.image_size must be a positive integer, [height, width] or model, got {image_size!r}.",
-    )
-    return int(sizes[0]), int(sizes[1])
-
-
-def check_channels(channels: Any) -> int:
-    require(channels in (1, 3) and not isinstance(channels, bool),
-            f"data.channels must be 1 (grey) or 3 (RGB), got {channels!r}.")
-    return int(channels)
-
-
-def config_value(key: str, data: Any) -> Any:
-    """`${image_folder:KEY}` in conf/data/image_folder.yaml: what the folder and the settings imply."""
-    if key == "num_classes":
-        return len(class_names_of(data.root))
-    if key == "input_shape":
-        return [check_channels(data.channels), *image_size_of(data.image_size, data.get("pretrained_model"))]
-    if key == "name":
-        return Path(str(data.root)).expanduser().resolve().name or "images"
-    raise UserError(f"${{image_folder:{key}}} is unknown; use num_classes, input_shape or name.")
-
-
-def memory_bytes() -> int | None:
-    """The machine's physical memory, where the platform says."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def normalisation_of(value: Any, key: str, pretrained_model: str | None, channels: int) -> list[float] | None:
-    """`data.mean` / `data.std`: a list (one value per channel), null (fitted), or "model" (timm's)."""
-    if value is None:
-        return None
-    if value == "model":
-        require(bool(pretrained_model), f"data.{key}=model takes the normalisation of a timm model's pretrained "
-                                        "weights, but the model is not model=timm; give the values or null.")
-        from src.models.nets.timm_net import pretrained_cfg
-
-        values = [float(v) for v in pretrained_cfg(str(pretrained_model))[key]]
-        return values if channels == len(values) else [sum(values) / len(values)] * channels
-    require(isinstance(value, Sequence) and not isinstance(value, str) and len(value) == channels,
-            f"data.{key} must be null, model, or one value per channel ({channels}), got {value!r}.")
-    values = [float(v) for v in value]
-    require(key != "std" or min(values) > 0, f"data.std values must be positive, got {values}.")
-    return values
-
-
-# --- the data module ----------------------------------------------------------------------------------
 class ImageFolderDataModule(InMemoryDataModule):
     """Images from class folders, split, cached and served as the built-in image sets are (module docstring)."""
 
@@ -222,8 +63,6 @@ class ImageFolderDataModule(InMemoryDataModule):
         loader: str = "auto",
         **kwargs: Any,
     ) -> None:
-        from src.data.image_file_dataset import check_sample_augment
-
         self.channels = check_channels(channels)
         self.size = image_size_of(image_size, pretrained_model)
         shape = [self.channels, *self.size]
@@ -405,22 +244,13 @@ class ImageFolderDataModule(InMemoryDataModule):
         return Normalize(self.mean or fitted_mean, self.std or fitted_std)
 
     # --- the per-sample path ----------------------------------------------------------------------------
-    def sample_loader(self, split: Split, shuffle: bool, transform, seed: int):
-        from torch.utils.data import DataLoader
-
-        from src.data.image_file_dataset import ImageFileDataset, SampleAugment
-        from src.data.sample_loader import default_num_workers
-
+    def sample_loader(self, split: Split, shuffle: bool, transform, seed: int) -> ResumableDataLoader:
+        """The files of `split` decoded per sample, in the seed-and-epoch order that a resumed run repeats."""
         wanted = shuffle and any(self.sample_augment_args)
         augment = SampleAugment(self.channels, self.size, *self.sample_augment_args) if wanted else None
         dataset = ImageFileDataset(self.paths, split.inputs, split.targets, self.channels, self.size, transform,
                                    augment)
-        workers = default_num_workers() if self.num_workers is None else self.num_workers
-        return DataLoader(
-            dataset, batch_size=self.batch_size or len(dataset), shuffle=shuffle, num_workers=workers,
-            pin_memory=torch.cuda.is_available() if self.pin_memory is None else self.pin_memory,
-            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed),
-        )
+        return resumable_loader(dataset, self.batch_size, shuffle, self.num_workers, self.pin_memory, seed)
 
     def display_inputs(self, split: Split, index: torch.Tensor) -> torch.Tensor:
         if not self.file_backed:

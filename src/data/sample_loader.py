@@ -105,6 +105,30 @@ def default_num_workers() -> int:
     return max(0, min(8, usable_cores() - 1))
 
 
+def resumable_loader(
+    dataset: Dataset,
+    batch_size: int | None,
+    shuffle: bool,
+    num_workers: int | None = None,
+    pin_memory: bool | None = None,
+    seed: int = 0,
+) -> ResumableDataLoader:
+    """A `ResumableDataLoader` over any map-style `dataset`, in the order of `EpochOrder(seed)`; `None`
+    settings are chosen for the machine: workers = spare cores, pinned memory when a GPU is present,
+    persistent workers when there are any."""
+    workers = default_num_workers() if num_workers is None else num_workers
+    size = len(dataset)
+    return ResumableDataLoader(
+        dataset,
+        batch_size=batch_size or size,
+        sampler=EpochOrder(size, seed, shuffle),
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
 def sample_loader(
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -115,15 +139,6 @@ def sample_loader(
     pin_memory: bool | None = None,
     seed: int = 0,
 ) -> ResumableDataLoader:
-    """A `DataLoader` over `SampleDataset`; `None` settings are chosen for the machine: workers =
-    spare cores, pinned memory when a GPU is present, persistent workers when there are any."""
-    workers = default_num_workers() if num_workers is None else num_workers
-    return ResumableDataLoader(
-        SampleDataset(inputs.cpu(), targets.cpu(), transform),
-        batch_size=batch_size or len(targets),
-        sampler=EpochOrder(len(targets), seed, shuffle),
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    """`resumable_loader` over `SampleDataset(inputs, targets, transform)`."""
+    return resumable_loader(SampleDataset(inputs.cpu(), targets.cpu(), transform), batch_size, shuffle, num_workers,
+                            pin_memory, seed)

@@ -203,7 +203,7 @@ def test_an_unreadable_image_stops_the_run_or_is_skipped_and_listed(tmp_path, co
 
 
 def test_every_folder_mistake_is_one_sentence(tmp_path, compose):
-    from src.data.image_folder import list_images
+    from src.data.image_folder_listing import list_images
 
     with pytest.raises(UserError, match=r"data.root=.*nowhere is not a folder; pass data.root=DIR, a folder with one "
                                         r"sub-folder of images per class"):

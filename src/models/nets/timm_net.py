@@ -10,8 +10,8 @@ Weights, three ways:
   `safetensors.torch.save_file(timm.create_model(name).state_dict(), "model.safetensors")`.
 A different class count re-initialises the classifier head; grey data adapt the RGB input convolution.
 
-`pretrained_cfg(name)` is timm's description of a model's pretrained weights (input size, mean, std),
-what `data.image_size: model` and `data.mean/std: model` read.
+`pretrained_cfg(name)` (src/timm_pretrained.py) is timm's description of a model's pretrained weights
+(input size, mean, std), what `data.image_size: model` and `data.mean/std: model` read.
 """
 
 from __future__ import annotations
@@ -25,40 +25,11 @@ from typing import Any
 from torch import nn
 
 from src.errors import UserError, require
+from src.timm_pretrained import check_name, pretrained_cfg, timm_module
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0  # seconds the hub may take to answer whether it is reachable
-
-
-def _timm():
-    try:
-        import timm
-    except ImportError as exc:
-        raise UserError("model=timm needs the timm package; install it with: pip install timm.") from exc
-    return timm
-
-
-def check_name(name: str) -> None:
-    """One sentence, with the nearest names, for a model name timm does not have."""
-    timm = _timm()
-    require(isinstance(name, str) and bool(name), "model.net.name is required: pass e.g. model.net.name=resnet18.")
-    if timm.is_model(name):
-        return
-    import difflib
-
-    close = difflib.get_close_matches(name.split(".")[0], timm.list_models(), n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for the names."
-    raise UserError(f"timm has no model named {name!r}; {hint}")
-
-
-def pretrained_cfg(name: str) -> dict[str, Any]:
-    """timm's pretrained config of `name` (`arch` or `arch.tag`): input_size, mean, std, hf_hub_id, url, ..."""
-    check_name(name)
-    cfg = _timm().models.get_pretrained_cfg(name)
-    require(cfg is not None, f"timm has no pretrained weights for {name}; pass model.net.weights_file=PATH or "
-                             "model.net.pretrained=false.")
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
 
 
 def _names(value: str | Sequence[str] | None) -> list[str]:
@@ -166,7 +137,7 @@ def timm_net(
     checked on one zero batch of `input_shape` (C, H, W)."""
     from src.models.nets.common import as_chw
 
-    timm = _timm()
+    timm = timm_module()
     check_name(name)
     channels, height, width = as_chw(input_shape, name)
     require(not (pretrained and weights_file),
