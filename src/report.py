@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from src.errors import UserError, exits_on_user_error, require
+from src.sweeps.report import study_section
 
 DEFAULT_METRICS = (
     "test/acc", "test/loss", "test/f1", "test/precision", "test/recall", "val/acc_best", "val/acc", "val/loss",
@@ -310,6 +311,8 @@ def report(sweep_dir: str | Path, wanted: Sequence[str] | None = None) -> str:
             plot_groups(groups, optimized, root / "report_groups.png")
     header, rows = build_table(runs, columns)
     text = "\n".join(lines) + markdown(header, rows) + "\n"
+    study = study_section(root)  # an Optuna search's folder: its trials, best trial(s), importances
+    text += "\n" + study if study else ""
     (root / "report.md").write_text(text)
     header, rows = build_table(runs, columns, precise=True)
     buffer = io.StringIO()

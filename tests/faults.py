@@ -1,7 +1,8 @@
 """Fault injection for the CLI tests: a callback that sends its own process a signal at exact moments.
 
 Added to a run as `+callbacks.signal._target_=tests.faults.SignalAt` with `moments` and `done_dir`
-(and `signal`: SIGTERM, the default, or SIGINT as Ctrl-C sends it):
+(and `signal`: SIGTERM, the default, SIGINT as Ctrl-C sends it, or SIGKILL as a lost node ends it; and
+`after`: how many runs pass the moment untouched before one is signalled, e.g. the trials of a search):
 each moment is `epoch_end@E` (after training epoch E ended), `train_batch@E:B` (after training batch
 B of epoch E) or `val_batch@E:B` (after validation batch B of epoch E, not the sanity check). A
 process sends at most one signal, at the first moment it reaches that no process has taken yet
@@ -19,8 +20,9 @@ import lightning as L
 
 
 class SignalAt(L.Callback):
-    def __init__(self, moments: list[str], done_dir: str, signal: str = "SIGTERM") -> None:
+    def __init__(self, moments: list[str], done_dir: str, signal: str = "SIGTERM", after: int = 0) -> None:
         self.moments = [str(m) for m in moments]
+        self.after = after
         self.done_dir = Path(done_dir)
         self.signal = getattr(signal_module, signal)
         self.sent = False
@@ -31,6 +33,10 @@ class SignalAt(L.Callback):
         if self.sent or moment not in self.moments or marker.exists():
             return
         self.done_dir.mkdir(parents=True, exist_ok=True)
+        passed = len(list(self.done_dir.glob(f"{marker.name}_passed_*")))
+        if passed < self.after:
+            (self.done_dir / f"{marker.name}_passed_{passed}").touch()
+            return
         marker.touch()
         self.sent = True
         os.kill(os.getpid(), self.signal)  # noted by a handler; the loops stop at their next check

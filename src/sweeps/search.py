@@ -1,0 +1,171 @@
+"""The ask/tell loop of a search: ask the study for trials, launch one Hydra job per trial through
+the configured launcher, tell the study how each ended.
+
+`n_trials` counts the whole study: finished and pruned trials (of this process, an earlier run of the
+same command, or another process sharing the study) and those running now; a failed trial does not
+count, and a trial whose process died is queued again (src/sweeps/study.py). Trial N runs in the job
+folder `<sweep folder>/N`. A single-objective job reports its metric after every validation to its
+trial and stops when the pruner says so (src/callbacks/optuna_trial.py); it learns its study from the
+`+callbacks.optuna_trial.*` overrides given here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobStatus
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from src.config.hydra_callbacks import quoted_override_value
+from src.errors import UserError, require
+from src.sweeps.space import search_space, trial_overrides
+from src.sweeps.study import make_pruner, make_sampler, open_storage, open_study, shown, storage_url
+
+log = logging.getLogger(__name__)
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # a WAITING one is asked for next
+
+
+def objectives(settings: DictConfig, config: DictConfig) -> tuple[list[str], list[str]]:
+    """(metrics, directions): the sweeper's `metrics` or the job's `optimized_metric`, one direction each."""
+    directions = settings.direction
+    directions = [directions] if isinstance(directions, str) else list(directions)
+    metrics = settings.get("metrics") or [config.get("optimized_metric")]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    for direction in directions:
+        require(direction in ("maximize", "minimize"),
+                f"hydra.sweeper.direction={direction} is neither maximize nor minimize; use one per metric.")
+    require(len(metrics) == len(directions), f"hydra.sweeper.metrics lists {len(metrics)} metric(s) "
+            f"({', '.join(map(str, metrics))}) but hydra.sweeper.direction {len(directions)}; give one direction per "
+            "metric, e.g. direction: [maximize, minimize] with metrics: [val/acc_best, wall_time_s].")
+    return metrics, directions
+
+
+def job_values(job_dir: Path, metrics: Sequence[str]) -> list[float] | None:
+    """The job's values of `metrics` from its run record (`metrics.json`: its metrics, or a record
+    field such as `wall_time_s`), or None when it holds no finite value of each."""
+    try:
+        record = json.loads((job_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    values = [record["metrics"].get(m, record.get(m)) for m in metrics]
+    if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def ended_state(job_dir: Path, values: list[float] | None) -> TrialState:
+    if (job_dir / "pruned.json").is_file():
+        return TrialState.PRUNED
+    if (job_dir / "failed.json").is_file() or values is None:
+        return TrialState.FAIL
+    return TrialState.COMPLETE
+
+
+class Heartbeat:
+    """Records every `interval_s` that this process is running its trials (a database storage only), so
+    another process can tell a trial of a dead one from a live one."""
+
+    def __init__(self, storage: Any, trial_ids: Sequence[int], interval_s: int | None) -> None:
+        self.storage, self.trial_ids, self.interval_s = storage, list(trial_ids), interval_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.is_set():
+            for trial_id in self.trial_ids:
+                self.storage.record_heartbeat(trial_id)
+            self.stop.wait(self.interval_s)
+
+    def __enter__(self) -> Heartbeat:
+        if self.interval_s and hasattr(self.storage, "record_heartbeat"):
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+
+
+def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:
+    """Run the search `settings` (hydra.sweeper) until its study holds `n_trials` trials."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    space, fixed = search_space(settings.get("params"), arguments)
+    require(space, "there is nothing to search: give hydra.sweeper.params (e.g. optimizer.lr: "
+                   "tag(log, interval(0.0001, 0.1))) or a search expression on the command line.")
+    metrics, directions = objectives(settings, config)
+    pruner_name = str(settings.get("pruner") or "none")
+    pruner_args = OmegaConf.to_container(settings.get("pruner_args") or {})
+    pruner = make_pruner(pruner_name, pruner_args)
+    require(len(metrics) == 1 or pruner_name == "none",
+            f"Optuna prunes single-objective studies only; set hydra.sweeper.pruner=none for {len(metrics)} metrics.")
+    sampler = make_sampler(OmegaConf.to_container(settings.sampler) if isinstance(settings.get("sampler"), DictConfig)
+                           else settings.get("sampler"), settings.get("seed"))
+    url = storage_url(settings.get("storage"), sweep_dir)
+    storage = open_storage(url, settings.get("heartbeat_s"))
+    study = open_study(storage, settings.study_name, url, directions, sampler, pruner, space)
+    study.set_user_attr("metrics", list(metrics))
+    log.info(f"Study {study.study_name} in {shown(url)}: {settings.n_trials} trials, {', '.join(directions)} "
+             f"{', '.join(metrics)}, sampler {type(sampler).__name__}, pruner {pruner_name}")
+    callback = [*(f"+callbacks.optuna_trial.{k}={quoted_override_value(str(v))}" for k, v in dict(
+        _target_="src.callbacks.optuna_trial.OptunaTrial", storage=url, study_name=study.study_name,
+        monitor=metrics[0], pruner=pruner_name).items()),
+        *(f"+callbacks.optuna_trial.pruner_args.{k}={v}" for k, v in pruner_args.items())]
+    while True:
+        with warnings.catch_warnings():  # fail_stale_trials is marked experimental since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        counted = len(study.get_trials(deepcopy=False, states=COUNTED))
+        to_ask = min(int(settings.n_jobs), int(settings.n_trials) - counted)
+        if to_ask <= 0:
+            break
+        with warnings.catch_warnings():  # Optuna warns that it records heartbeats in Study.optimize; here they are
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+            trials = [study.ask(space) for _ in range(to_ask)]
+        jobs = [[*fixed, *trial_overrides(t.params), *callback, f"+callbacks.optuna_trial.trial={t.number}",
+                 f"hydra.sweep.subdir={t.number}"] for t in trials]
+        ids = [storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name),
+                                                              t.number) for t in trials]
+        try:
+            with Heartbeat(storage, ids, settings.get("heartbeat_s")):
+                returns = launcher.launch(jobs, initial_job_idx=trials[0].number)
+        except BaseException:  # stopped (a signal, Ctrl-C) or crashed: these trials did not finish
+            for trial in trials:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            raise
+        for trial, ret in zip(trials, returns):
+            job_dir = sweep_dir / str(trial.number)
+            values = job_values(job_dir, metrics)
+            state = TrialState.FAIL if ret.status == JobStatus.FAILED else ended_state(job_dir, values)
+            if state == TrialState.FAIL:
+                log.warning(f"Trial {trial.number} failed (no value of {', '.join(metrics)}): see {job_dir}")
+            study.tell(trial, values=values if state == TrialState.COMPLETE else None, state=state)
+    write_results(study, sweep_dir, metrics)
+
+
+def write_results(study: optuna.Study, sweep_dir: Path, metrics: Sequence[str]) -> None:
+    """`optimization_results.yaml`: the best trial's parameters and value (the Pareto front's with several)."""
+    best = study.best_trials if len(metrics) > 1 else ([study.best_trial] if _has_complete(study) else [])
+    results = {"name": "optuna", "study_name": study.study_name, "metrics": list(metrics),
+               "best_trials": [{"number": t.number, "params": t.params, "values": t.values} for t in best]}
+    if len(metrics) == 1 and best:
+        results.update(best_params=best[0].params, best_value=best[0].value)
+    OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+    if not best:
+        raise UserError(f"no trial of the study {study.study_name} finished; see the failed jobs' failed.json "
+                        f"in {sweep_dir}.")
+    log.info(f"Best: {results['best_trials']}")
+
+
+def _has_complete(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

@@ -1,0 +1,238 @@
+"""Optuna searches through the CLI as a user types them (`hparams_search=digits_optuna`, 1-epoch trials on
+the 8x8 digits): a search stopped by SIGTERM and started again with the same command keeps its finished
+trials; a trial whose process was killed is failed through its heartbeat and run again; the median pruner
+stops hopeless trials early and the report says so; two objectives give a Pareto front, which
+optuna-dashboard serves over HTTP; two sweep processes share one study in a real PostgreSQL server;
+bad input ends in one sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import ROOT
+
+FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none", "trainer.max_epochs=1",
+        "callbacks.confusion_matrix_image=null", "callbacks.prediction_grid=null", "trainer.limit_train_batches=8"]
+SEARCH = ["hparams_search=digits_optuna", *FAST]
+
+
+def study_of(sweep: Path, name: str = "digits_mlp") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep / 'optuna.db'}")
+
+
+def states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.trials]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_search_stopped_by_sigterm_continues_with_the_same_command(cli, tmp_path):
+    command = [*SEARCH, "hydra.sweeper.n_trials=3", "+callbacks.signal._target_=tests.faults.SignalAt",
+               "+callbacks.signal.moments=[train_batch@0:2]", "+callbacks.signal.after=2",
+               f"+callbacks.signal.done_dir={tmp_path / 'sent'}"]
+    stopped = cli("src.train", *command)
+    assert stopped.returncode == 143, stopped.output[-2000:]
+    sweep = tmp_path / "logs" / "train" / "multiruns" / "digits_mlp"
+    assert states(study_of(sweep)) == ["COMPLETE", "COMPLETE", "FAIL", "WAITING"]  # trial 2 stopped, queued again
+    finished = {job: (sweep / job / "metrics.json").stat().st_mtime_ns for job in "01"}
+
+    again = cli("src.train", *command)  # the same command continues the study in the same folder
+    assert again.returncode == 0, again.output[-3000:]
+    study = study_of(sweep)
+    assert states(study) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]  # 3 trials in all, not 3 more
+    assert study.trials[3].params == study.trials[2].params and study.trials[3].user_attrs["retry_of"] == 2
+    assert {job: (sweep / job / "metrics.json").stat().st_mtime_ns for job in "01"} == finished  # not trained again
+    assert (sweep / "2" / "checkpoints" / "interrupted.ckpt").is_file()
+
+
+def test_a_killed_trial_is_failed_by_its_heartbeat_and_run_again(cli, tmp_path):
+    command = [*SEARCH, "hydra.sweeper.n_trials=2", "hydra.sweeper.heartbeat_s=1",
+               "+callbacks.signal._target_=tests.faults.SignalAt", "+callbacks.signal.moments=[train_batch@0:2]",
+               "+callbacks.signal.signal=SIGKILL", "+callbacks.signal.after=1",
+               f"+callbacks.signal.done_dir={tmp_path / 'sent'}"]
+    killed = cli("src.train", *command)
+    assert killed.returncode in (-9, 137), killed.output[-2000:]
+    sweep = tmp_path / "logs" / "train" / "multiruns" / "digits_mlp"
+    assert states(study_of(sweep)) == ["COMPLETE", "RUNNING"]  # nobody told the study: only the heartbeat stopped
+    time.sleep(2.5)  # past the grace period (2 x heartbeat_s)
+    again = cli("src.train", *command)
+    assert again.returncode == 0, again.output[-3000:]
+    study = study_of(sweep)
+    assert states(study) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert study.trials[2].params == study.trials[1].params and study.trials[2].system_attrs["failed_trial"] == 1
+    report = cli("src.report", str(sweep))
+    assert report.returncode == 0 and "| 2 | complete |" in report.stdout and "retry of trial 1" in report.stdout
+
+
+def test_the_median_pruner_stops_hopeless_trials_and_the_report_says_when(cli, tmp_path):
+    # One of the two learning rates cannot learn; the random sampler's seed 10 asks for good, hopeless, good, hopeless.
+    result = cli("src.train", *SEARCH, "trainer.max_epochs=2", "hydra.sweeper.n_trials=4",
+                 "hydra.sweeper.sampler=random", "hydra.sweeper.seed=10", "hydra.sweeper.pruner_args.n_startup_trials=1",
+                 "hydra.sweeper.pruner_args.n_warmup_steps=0", "~hydra.sweeper.params",
+                 "optimizer.lr=choice(0.05,0.0000001)")
+    assert result.returncode == 0, result.output[-3000:]
+    sweep = tmp_path / "logs" / "train" / "multiruns" / "digits_mlp"
+    study = study_of(sweep)
+    for trial in study.trials:
+        hopeless = trial.params["optimizer.lr"] < 1e-3
+        assert trial.state.name == ("PRUNED" if hopeless else "COMPLETE"), states(study)
+        assert trial.user_attrs["epochs"] == (1 if trial.state.name == "PRUNED" else 2)
+    pruned = [t.number for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned == [1, 3] and json.loads((sweep / str(pruned[0]) / "pruned.json").read_text())["epoch"] == 1
+    report = cli("src.report", str(sweep))
+    assert report.returncode == 0, report.output[-2000:]
+    assert f"| {pruned[0]} | pruned |" in report.stdout and "pruned at epoch 1: val/acc_best=" in report.stdout
+    assert "Best trial: " in report.stdout and "Parameter importances (Optuna's default evaluator): optimizer.lr" \
+        in report.stdout
+    assert "## Optuna study digits_mlp" in (sweep / "report.md").read_text()
+
+
+def test_two_objectives_give_a_pareto_front_that_optuna_dashboard_serves(cli, tmp_path):
+    result = cli("src.train", *SEARCH, "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none",
+                 "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.metrics=[val/acc_best,wall_time_s]")
+    assert result.returncode == 0, result.output[-3000:]
+    sweep = tmp_path / "logs" / "train" / "multiruns" / "digits_mlp"
+    study = study_of(sweep)
+    assert states(study) == ["COMPLETE"] * 3 and all(len(t.values) == 2 for t in study.trials)
+    report = cli("src.report", str(sweep))
+    assert report.returncode == 0, report.output[-2000:]
+    assert "maximize val/acc_best, minimize wall_time_s" in report.stdout
+    assert "Pareto front (" in report.stdout and "wall_time_s=" in report.stdout
+
+    dashboard = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
+    if dashboard is None:
+        pytest.skip("optuna-dashboard is not installed (pip install -e '.[dashboard]')")
+    port = free_port()
+    server = subprocess.Popen([dashboard, f"sqlite:///{sweep / 'optuna.db'}", "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(0.5)
+        assert answer is not None, "optuna-dashboard did not answer within 60 s"
+        (summary,) = answer["study_summaries"]
+        assert summary["study_name"] == "digits_mlp"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}", timeout=5) as r:
+            detail = json.loads(r.read())
+        assert len(detail["trials"]) == 3 and len(detail["best_trials"]) >= 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args,said", [
+    (["hydra.sweeper.pruner=medain"], "error: hydra.sweeper.pruner=medain is not a pruner; choose one of median,"),
+    (["hydra.sweeper.sampler=tpee"], "error: hydra.sweeper.sampler=tpee is not a sampler; choose one of tpe,"),
+    (["+hydra.sweeper.params.model.net.dropout='intervall(0.1,0.5)'"],  # as a config file would spell it
+     "error: hydra.sweeper.params.model.net.dropout: cannot read 'model.net.dropout=intervall(0.1,0.5)' (Hydra"),
+])
+def test_bad_search_settings_end_in_one_sentence(cli_in_process, args, said):
+    result = cli_in_process("src.train", *SEARCH, *args)
+    assert result.returncode == 2 and "Traceback" not in result.output, result.output[-2000:]
+    assert said in result.stderr and result.stderr.count("error:") == 1
+
+
+def test_an_unreachable_database_and_a_study_of_other_settings_end_in_one_sentence(cli_in_process, tmp_path):
+    url = f"postgresql+psycopg://optuna@127.0.0.1:{free_port()}/studies"  # nothing listens there
+    started = time.monotonic()
+    result = cli_in_process("src.train", *SEARCH, f"hydra.sweeper.storage={url}")
+    assert result.returncode == 2 and "Traceback" not in result.output, result.output[-2000:]
+    assert f"error: cannot open the study database {url} (OperationalError: " in result.stderr
+    assert "check that the server runs and is reachable at that host and port" in result.stderr
+    assert time.monotonic() - started < 30
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(study_name="digits_mlp", storage=storage, direction="minimize")
+    result = cli_in_process("src.train", *SEARCH, f"hydra.sweeper.storage={storage}")
+    assert result.returncode == 2 and "Traceback" not in result.output, result.output[-2000:]
+    assert f"error: the study digits_mlp in {storage} optimises in direction ['minimize'], not ['maximize']" \
+        in result.stderr
+    other = optuna.create_study(study_name="other", storage=storage, direction="maximize")
+    other.add_trial(optuna.trial.create_trial(params={"optimizer.lr": 0.1}, value=0.5, distributions={
+        "optimizer.lr": optuna.distributions.FloatDistribution(0.01, 1.0)}))
+    result = cli_in_process("src.train", *SEARCH, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=other")
+    assert result.returncode == 2 and "Traceback" not in result.output, result.output[-2000:]
+    assert f"error: the study other in {storage} searched other parameters (model.net.dropout, " in result.stderr
+
+
+# --- a real PostgreSQL server ------------------------------------------------------------------------
+def postgres_binaries() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL cluster in a temporary folder on a free localhost port (as an unprivileged user
+    when run as root: the server refuses root); stopped and removed afterwards."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (initdb not found; .ci/setup installs Debian's postgresql as root)")
+    folder = Path(tempfile.mkdtemp(prefix="optuna-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as an unprivileged user")
+        shutil.chown(folder, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    port, data = free_port(), folder / "data"
+    try:
+        init = subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                              capture_output=True, text=True, timeout=120)
+        if init.returncode != 0:
+            pytest.skip(f"initdb could not create a cluster: {init.stderr.strip()[-300:]}")
+        start = subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
+                                "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                               capture_output=True, text=True, timeout=120)
+        if start.returncode != 0:
+            pytest.skip(f"the PostgreSQL server did not start: {start.stderr.strip()[-300:]}")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True, timeout=120)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_sweep_processes_share_one_study_in_postgresql(postgres_url, tmp_path):
+    command = [sys.executable, "-m", "src.train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
+               f"hydra.sweeper.storage={postgres_url}"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0")
+    workers = [subprocess.Popen(command, cwd=tmp_path / name, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+               for name in ("a", "b") if (tmp_path / name).mkdir() is None]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    study = optuna.load_study(study_name="digits_mlp", storage=postgres_url)
+    numbers = [t.number for t in study.trials]
+    assert states(study) == ["COMPLETE"] * 4 and sorted(numbers) == [0, 1, 2, 3]
+    by_worker = {name: {int(p.name) for p in (tmp_path / name / "logs/train/multiruns/digits_mlp").iterdir()
+                        if p.name.isdigit()} for name in ("a", "b")}
+    assert by_worker["a"] and by_worker["b"] and by_worker["a"] | by_worker["b"] == {0, 1, 2, 3}
+    assert not by_worker["a"] & by_worker["b"]  # no trial twice
+    report = subprocess.run([sys.executable, "-m", "src.report", str(tmp_path / "a/logs/train/multiruns/digits_mlp")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    assert "4 trials (4 complete)" in report.stdout
