@@ -42,6 +42,15 @@ if not OmegaConf.has_resolver("table"):
 
     OmegaConf.register_new_resolver("table", _table)
 
+if not OmegaConf.has_resolver("shards"):
+    # `input_shape: ${shards:input_shape}`: read off the shards' description (shards.json) at data.root.
+    def _shards(key: str, *, _parent_):
+        from src.data.shard_format import config_value
+
+        return as_node(config_value(key, _parent_))
+
+    OmegaConf.register_new_resolver("shards", _shards)
+
 if not OmegaConf.has_resolver("tracker"):
     # `run_name: ${tracker:name}` (also `group`, `tags`): how MLflow and W&B name this job (src/runs/trackers.py).
     def _tracker(key: str):

@@ -76,6 +76,10 @@ class SampleAugment:
             x = torch.from_numpy(read_image(path, self.channels, self.size))
         return self.pipeline(x) if self.pipeline is not None else x
 
+    def transform_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Augment an image decoded already (uint8 (C, H, W) at the training size), e.g. one read from shards."""
+        return self.pipeline(x) if self.pipeline is not None else x
+
     def __repr__(self) -> str:
         return f"SampleAugment({self.pipeline})"
 

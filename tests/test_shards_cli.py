@@ -1,0 +1,169 @@
+"""Image shards end to end, as a user types it: `python -m src.shard` writes a Fashion-MNIST PNG folder (real
+images from Debian's package) and scikit-learn's digits as LitData shards; `data=shards` trains from them to the
+test accuracy of `data=image_folder` on the same images; two DDP processes stream disjoint shares that make up
+the training split; SIGTERM mid-epoch and resume (0 and 2 workers) give the uninterrupted run's metrics; and
+each bad input ends in one sentence."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.own_data import fashion_test_split, needs_fashion_mnist, write_fashion_pngs
+from tests.seen_samples import sample_hashes
+
+QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none"]
+# Full-batch steps of a linear model: the gradient of an epoch does not depend on the order samples arrive in,
+# so the streaming and the in-memory paths train the same model (up to float summation order).
+FULL_BATCH = ["model=softmax_regression", "data.batch_size=512", "trainer.max_epochs=4", "seed=5", *QUIET]
+FOLDER = ["data=image_folder", "data.root=fashion", "data.image_size=28", "data.channels=1"]
+KEYS = ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc")
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    """400 Fashion-MNIST test images as a PNG class folder, and its shards (written by `python -m src.shard`)."""
+    from tests.own_data import FASHION_DIR
+
+    if not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Debian's dataset-fashion-mnist ({FASHION_DIR}) is not installed")
+    cwd = tmp_path_factory.mktemp("shards")
+    images, labels = fashion_test_split()
+    write_fashion_pngs(cwd / "fashion", images[:400], labels[:400])
+    return cwd
+
+
+@pytest.fixture
+def cli_at(fashion):
+    import os
+
+    from tests.conftest import ROOT, CliResult, run_module
+
+    def go(module: str, *args: str, cwd: Path = fashion) -> CliResult:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="160")
+        return CliResult(run_module(module, args, cwd, env), cwd)
+
+    return go
+
+
+@pytest.fixture(scope="module")
+def fashion_shards(fashion):
+    import os
+
+    from tests.conftest import ROOT, run_module
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="160")
+    result = run_module("src.shard", [*FOLDER, "output=shards", "workers=2"], fashion, env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "fashion shards (324 train, 36 val, 40 test; png)" in result.stdout
+    return fashion / "shards"
+
+
+def metrics_of(result) -> dict:
+    runs = [r for r in result.run_dirs() if (r / "metrics.json").is_file()]
+    newest = max(runs, key=lambda r: (r / "metrics.json").stat().st_mtime)
+    return json.loads((newest / "metrics.json").read_text())["metrics"]
+
+
+@needs_fashion_mnist
+def test_shards_train_to_the_image_folders_accuracy_and_keep_its_class_names(fashion_shards, cli_at):
+    meta = json.loads((fashion_shards / "shards.json").read_text())
+    assert meta["input_shape"] == [1, 28, 28] and meta["samples"] == {"train": 324, "val": 36, "test": 40}
+    assert meta["class_names"][0] == "0_T-shirt-top" and len(meta["normalize"]["mean"]) == 1
+    folder = cli_at("src.train", *FOLDER, *FULL_BATCH)
+    assert folder.returncode == 0, folder.output[-3000:]
+    shards = cli_at("src.train", "data=shards", "data.root=shards", "data.num_workers=0", *FULL_BATCH)
+    assert shards.returncode == 0, shards.output[-3000:]
+    expected, got = metrics_of(folder), metrics_of(shards)
+    assert got["test/acc"] == pytest.approx(expected["test/acc"], abs=0.01)
+    assert got["test/loss"] == pytest.approx(expected["test/loss"], abs=1e-3)
+
+    again = cli_at("src.shard", *FOLDER, "output=shards")  # the same data set again: nothing to do
+    assert again.returncode == 0 and "already holds these shards" in again.stdout, again.output[-2000:]
+
+
+@needs_fashion_mnist
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_metrics(fashion_shards, cli_at, workers, tmp_path):
+    args = ["data=shards", "data.root=shards", f"data.num_workers={workers}", "data.batch_size=64", "model=mlp",
+            "trainer.max_epochs=2", "trainer.deterministic=true", "seed=3", *QUIET]
+    straight = cli_at("src.train", *args)
+    assert straight.returncode == 0, straight.output[-3000:]
+    expected = metrics_of(straight)
+    stop = ["+callbacks.signal._target_=tests.faults.SignalAt", "+callbacks.signal.moments=[train_batch@0:2]",
+            f"+callbacks.signal.done_dir={tmp_path / 'signals'}"]
+    stopped = cli_at("src.train", *args, *stop)
+    assert stopped.returncode == 143, stopped.output[-3000:]
+    (command,) = re.findall(r"^Resume with: python -m src\.train (ckpt_path=\S+)$", stopped.stdout, re.M)
+    resumed = cli_at("src.train", command)
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    got = metrics_of(resumed)
+    for key in KEYS:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+@needs_fashion_mnist
+def test_two_ddp_processes_stream_disjoint_shares_that_make_up_the_training_split(fashion_shards, cli_at):
+    import torch
+
+    from src.data.shards import ShardsDataModule
+
+    seen = fashion_shards.parent / "seen"
+    result = cli_at("src.train", "trainer=ddp_sim", "data=shards", "data.root=shards", "data.num_workers=0",
+                    "data.batch_size=16", "trainer.max_epochs=1", "model=softmax_regression", "test=false",
+                    "+callbacks.seen._target_=tests.seen_samples.SeenSamples", f"+callbacks.seen.out_dir={seen}",
+                    *QUIET)
+    assert result.returncode == 0, result.output[-3000:]
+    ranks = [Counter((seen / f"rank{r}.txt").read_text().split()) for r in (0, 1)]
+    datamodule = ShardsDataModule(str(fashion_shards), "fashion", 10, [1, 28, 28], num_workers=0)
+    datamodule.setup("fit")
+    split = Counter(h for x, _ in datamodule.train_dataloader() for h in sample_hashes(x))
+    assert sum(split.values()) == 324
+    assert not ranks[0] & ranks[1]  # no sample on both ranks
+    union = ranks[0] + ranks[1]
+    assert union <= split  # each sample at most once, all from the training split
+    assert sum(union.values()) >= 324 - 2 * 16  # LitData drops at most the ragged end to keep the ranks even
+    assert torch.distributed.is_available()
+
+
+def one_sentence(result, fragment: str) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.output, result.output[-3000:]
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert fragment in line, line
+    return line
+
+
+@needs_fashion_mnist
+def test_bad_inputs_end_in_one_sentence(fashion_shards, cli_in_process, tmp_path, monkeypatch):
+    train = ["data=shards", "train=false", "test=false"]
+    one_sentence(cli_in_process("src.train", *train, f"data.root={tmp_path}"), "holds no image shards")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "shards.json").write_text(json.dumps({"format": "lightning-hydra-classify image shards", "version": 0}))
+    one_sentence(cli_in_process("src.train", *train, f"data.root={old}"), "another format or version")
+    one_sentence(cli_in_process("src.train", *train, f"data.root={fashion_shards}", "data.image_size=32"),
+                 "hold 28x28 images but data.image_size is 32; write the shards again")
+    # The output of src.shard holds another data set (these shards), or files of its own.
+    one_sentence(cli_in_process("src.shard", "data=digits", f"output={fashion_shards}"), "already holds other shards")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    one_sentence(cli_in_process("src.shard", "data=digits", f"output={tmp_path / 'mine'}"), "is not empty (notes.txt)")
+    # Object storage that cannot be reached, or no credentials to read it.
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
+    one_sentence(cli_in_process("src.train", *train, "data.root=s3://bucket/shards"),
+                 "no credentials to read s3://bucket/shards/shards.json: set AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    one_sentence(cli_in_process("src.train", *train, "data.root=s3://bucket/shards"),
+                 "cannot reach the object store holding s3://bucket/shards/shards.json")
