@@ -4,6 +4,7 @@ two photos as JPEG/PNG/BMP/WebP/TIFF files, and tables as CSV files."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,6 +119,14 @@ def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
             for i in range(4):
                 Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "images" / label / f"{i}.png")
         return [f"data.root={tmp_path / 'images'}"]
+    if (group, choice) == ("data", "shards"):  # the description src.shard writes (config values come from it)
+        from src.data.shard_format import FORMAT, VERSION
+
+        (tmp_path / "shards").mkdir(exist_ok=True)
+        meta = {"format": FORMAT, "version": VERSION, "name": "tiny", "class_names": ["a", "b"],
+                "input_shape": [3, 8, 8], "image_format": "png", "normalize": None, "samples": {}, "source": {}}
+        (tmp_path / "shards" / "shards.json").write_text(json.dumps(meta))
+        return [f"data.root={tmp_path / 'shards'}"]
     if (group, choice) == ("data", "csv"):
         (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
         return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
