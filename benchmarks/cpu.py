@@ -11,7 +11,7 @@ Columns, for each workload:
 (b) the template as a user runs it: `src.train`'s builders on the experiment's or data set's
     configs, default callbacks and the TensorBoard logger (the progress bar off: no progress-bar
     callback, and `trainer.enable_progress_bar=false` so that Lightning adds none), twice: with one
-    optimizer step per Lightning step (`data.steps_per_call=1`, the image sets' default) and with K
+    optimizer step per Lightning step (`steps_per_call=1`, the image sets' default) and with K
     steps per Lightning step (the tiny recipes' configured K = 1,000; K = 20 for the image sets).
 (c) the template on the per-sample path: `data.loader=dataloader` (a `Dataset` + `DataLoader`,
     one optimizer step per Lightning step; for the tiny recipes one Lightning epoch per step).
@@ -67,7 +67,7 @@ def run_template(overrides: list[str], time_epochs: bool = False) -> dict:
                                  out_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
-        module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.steps_per_call)
+        module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
         timer = TrainEpochTimer()
         callbacks = build.build_all(cfg.callbacks) + ([timer] if time_epochs else [])
         trainer = build.build_trainer(cfg.trainer, callbacks, build.build_all(cfg.logger))
@@ -76,7 +76,7 @@ def run_template(overrides: list[str], time_epochs: bool = False) -> dict:
         seconds = time.perf_counter() - start
         history = read_history(out_dir)
     return {"seconds": seconds, "epoch_seconds": timer.epoch_seconds, "module": module, "datamodule": datamodule,
-            "history": history, "steps_per_call": int(cfg.data.steps_per_call)}
+            "history": history, "steps_per_call": int(cfg.steps_per_call)}
 
 
 # --- plain loops ---------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def largest_row_difference(history, rows: dict[int, tuple[float, ...]]) -> float
 def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, loss_fn: Loss,
                 make_net: Callable[[], nn.Module], length: list[str], per_step: list[str], repeats: int,
                 seed_evaluates_every_epoch: bool) -> dict:
-    """(b) the experiment as configured (K steps per Lightning step) and with `data.steps_per_call=1`,
+    """(b) the experiment as configured (K steps per Lightning step) and with `steps_per_call=1`,
     (a) the notes' loop on the template's own split from the same initial weights (seed 42), alternating
     `repeats` times (medians); then (c) once: one full batch per Lightning epoch through a DataLoader.
     Where the notes evaluate every epoch, a leaner loop that evaluates only for its history rows is
@@ -202,7 +202,7 @@ def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, l
     b_runs: dict[int, list[float]] = {}
     checks: dict[int, dict] = {}
     for _ in range(repeats):
-        for extra in ([], ["data.steps_per_call=1"]):
+        for extra in ([], ["steps_per_call=1"]):
             b = run_template([f"experiment={experiment}", *length, *extra])
             b_runs.setdefault(b["steps_per_call"], []).append(b["seconds"])
             checks[b["steps_per_call"]] = b
@@ -214,7 +214,7 @@ def tiny_recipe(name: str, experiment: str, steps: int, every: int, lr: float, l
             net = make_net()
             seconds, rows = plain_seed_loop(net, loss_fn, x, y, xv, yv, lr, steps, every, evaluate_every_epoch)
             runs.append(seconds)
-    c = run_template([f"experiment={experiment}", *per_step, "data.steps_per_call=1", "data.loader=dataloader",
+    c = run_template([f"experiment={experiment}", *per_step, "steps_per_call=1", "data.loader=dataloader",
                       "data.steps_per_epoch=null", f"trainer.check_val_every_n_epoch={max(steps // 10, 1)}",
                       f"callbacks.model_checkpoint.every_n_epochs={max(steps // 10, 1)}"])
     with torch.no_grad():
@@ -283,7 +283,7 @@ def fashion(model: str, quick: bool, epochs: int = 3, repeats: int = 2, k: int =
     bare: list[float] = []
     b_epochs: dict[int, list[float]] = {}
     for _ in range(repeats):
-        for extra in ([], [f"data.steps_per_call={k}"]):
+        for extra in ([], [f"steps_per_call={k}"]):
             b = run_template(overrides + extra, time_epochs=True)
             b_epochs.setdefault(b["steps_per_call"], []).extend(b["epoch_seconds"])
         dm = b["datamodule"]

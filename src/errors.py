@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,20 +26,6 @@ def _loaded_class(module: str, name: str) -> type | None:
     return getattr(sys.modules.get(module), name, None)
 
 
-def _manual_optimisation_refusal(exc: BaseException) -> UserError | None:
-    """Lightning refuses a Trainer feature of automatic optimisation (gradient clipping, accumulation)
-    for a module that steps its optimizer itself, which here means `data.steps_per_call > 1`."""
-    refusal = _loaded_class("lightning.fabric.utilities.exceptions", "MisconfigurationException")
-    if refusal is None or not isinstance(exc, refusal) or "for manual optimization" not in str(exc):
-        return None
-    setting = re.search(r"Trainer\((\w+)=", str(exc))
-    if setting is None:
-        return None
-    key = f"trainer.{setting.group(1)}"
-    return UserError(f"{key} needs one optimizer step per Lightning step, but data.steps_per_call > 1 takes "
-                     f"several in each (Lightning's manual optimisation); set data.steps_per_call=1 or drop {key}.")
-
-
 def explain(exc: BaseException) -> UserError | None:
     """The `UserError` behind `exc` (it may be wrapped by Hydra's instantiate or OmegaConf), if any."""
     from omegaconf.errors import MissingMandatoryValue
@@ -55,9 +40,6 @@ def explain(exc: BaseException) -> UserError | None:
         if isinstance(seen, MissingMandatoryValue):
             key = getattr(seen, "full_key", "") or "a value"
             return UserError(f"{key} is required: pass it on the command line, e.g. {key}=...")
-        refusal = _manual_optimisation_refusal(seen)
-        if refusal is not None:
-            return refusal
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -37,6 +37,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     from src.config import build
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
+    from src.models.steps_per_call import check_setting as check_steps_per_call
     from src.runs.checkpoint import load_checkpoint
     from src.runs.hparams import hparams_for_logging
     from src.runs.resume import COMPOSITION_KEY, check_resumable, composition_of, keep_csv_logs, resolve_resume_path
@@ -47,6 +48,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     quiet_library_noise()
     run_config = build.plain(cfg)
     validate_config(run_config)  # typos and wrong types stop here, before any data is loaded
+    check_steps_per_call(run_config)
     check_trackers_installed(cfg.get("logger"))  # logger=mlflow / wandb without its package: one sentence
     resumed_from = None
     if cfg.get("ckpt_path"):
@@ -59,10 +61,10 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[st
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    cfg = tune(cfg)  # tuner=...: Lightning's batch-size / lr finders on their own objects; cfg with what they found
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
-    tune(cfg, datamodule)  # tuner=...: Lightning's batch-size / lr finders set cfg's values before the model is built
-    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.get("steps_per_call", 1))
+    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     callbacks = build.build_all(cfg.get("callbacks"))
     callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir))]
     loggers = build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run

@@ -10,7 +10,7 @@ from src.train import train
 
 def run_iris(compose, steps_per_call: int, tmp_path):
     cfg = compose([
-        "experiment=notes0_iris_4features", f"data.steps_per_call={steps_per_call}", "data.steps_per_epoch=10",
+        "experiment=notes0_iris_4features", f"steps_per_call={steps_per_call}", "data.steps_per_epoch=10",
         "trainer.max_epochs=30", "callbacks.step_history=null",
         "logger=csv", "callbacks.progress_bar=null", "callbacks.model_summary=null",
     ])
@@ -54,7 +54,7 @@ def run_digits(compose, tmp_path, *overrides):
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.steps_per_call)
+    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     trainer = build.build_trainer(cfg.trainer, [], [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module
@@ -62,8 +62,8 @@ def run_digits(compose, tmp_path, *overrides):
 
 @pytest.mark.parametrize("scheduler", ["none", "onecycle"])
 def test_k_steps_per_call_on_shuffled_minibatches_gives_identical_training(compose, tmp_path, scheduler):
-    base_trainer, base = run_digits(compose, tmp_path, "data.steps_per_call=1", f"scheduler={scheduler}")
-    trainer, module = run_digits(compose, tmp_path, "data.steps_per_call=10", f"scheduler={scheduler}")
+    base_trainer, base = run_digits(compose, tmp_path, "steps_per_call=1", f"scheduler={scheduler}")
+    trainer, module = run_digits(compose, tmp_path, "steps_per_call=10", f"scheduler={scheduler}")
     steps = 2 * -(-len(trainer.datamodule.train_split) // 64)  # two passes of batches of 64
     assert trainer.global_step == base_trainer.global_step == steps
     for (name, a), b in zip(base.state_dict().items(), module.state_dict().values()):
@@ -76,21 +76,29 @@ def test_k_steps_per_call_on_shuffled_minibatches_gives_identical_training(compo
 
 
 def test_limit_train_batches_counts_optimizer_steps_with_k_steps_per_call(compose, tmp_path):
-    trainer, _ = run_digits(compose, tmp_path, "data.steps_per_call=10", "trainer.limit_train_batches=3")
+    trainer, _ = run_digits(compose, tmp_path, "steps_per_call=10", "trainer.limit_train_batches=3")
     assert trainer.global_step == 2 * 3 and trainer.num_training_batches == 1
 
 
 @pytest.mark.parametrize("setting", ["+trainer.accumulate_grad_batches=2", "trainer.gradient_clip_val=1.0"])
 def test_automatic_optimisation_features_with_k_steps_per_call_stop_with_one_sentence(compose, tmp_path, setting):
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    from src.errors import explain
+    from src.errors import UserError
 
     key = setting.lstrip("+").split("=")[0]
-    with pytest.raises(MisconfigurationException) as caught:  # Lightning's own check, before any step
-        run_digits(compose, tmp_path, "data.steps_per_call=10", setting)
-    assert str(explain(caught.value)) == (
-        f"{key} needs one optimizer step per Lightning step, but data.steps_per_call > 1 takes several in each "
-        f"(Lightning's manual optimisation); set data.steps_per_call=1 or drop {key}.")
-    trainer, _ = run_digits(compose, tmp_path, "data.steps_per_call=1", setting)  # one step per call: fine
+    with pytest.raises(UserError) as caught:  # refused before anything is built
+        train(compose(["steps_per_call=10", setting, "logger=none", "callbacks=none"]))
+    assert str(caught.value) == (
+        f"{key} needs one optimizer step per Lightning step, but steps_per_call > 1 takes several in each "
+        f"(Lightning's manual optimisation); set steps_per_call=1 or drop {key}.")
+    trainer, _ = run_digits(compose, tmp_path, "steps_per_call=1", setting)  # one step per call: fine
     assert trainer.global_step > 0
+
+
+@pytest.mark.parametrize("group", ["data", "model"])
+def test_steps_per_call_set_on_the_data_or_model_config_is_refused_naming_the_training_setting(compose, group):
+    from src.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        train(compose([f"{group}.steps_per_call=5", "logger=none", "callbacks=none"]))
+    assert str(caught.value) == (f"{group}.steps_per_call is the training setting steps_per_call, which the data "
+                                 "and model configs receive; set steps_per_call=5 instead.")

@@ -34,7 +34,7 @@ def test_label_smoothing_mixup_cutmix_tta_warmup_and_clipping_in_one_run(cli):
 
 
 def test_ema_with_k_steps_per_call_and_step_warmup_resumes_exactly(cli):
-    args = [*FAST, "callbacks=[default,ema]", "callbacks.ema.decay=0.9", "data.steps_per_call=4",
+    args = [*FAST, "callbacks=[default,ema]", "callbacks.ema.decay=0.9", "steps_per_call=4",
             "scheduler.warmup_steps=10", "callbacks.early_stopping=null"]
     straight = ok(cli("src.train", *args, "trainer.max_epochs=3"))
     (run_a,) = straight.run_dirs()
@@ -72,7 +72,7 @@ def validation_loss(ckpt, weights) -> float:
 
 def test_tuner_finds_batch_size_then_lr_and_the_run_uses_them(cli):
     result = ok(cli("src.train", *FAST, "tuner=lr_find", "tuner.batch_size_find=true", "trainer.max_epochs=1",
-                    "tuner.lr_finder.num_training=30", "tuner.batch_size_finder.max_trials=3", "data.steps_per_call=3"))
+                    "tuner.lr_finder.num_training=30", "tuner.batch_size_finder.max_trials=3", "steps_per_call=3"))
     (run,) = result.run_dirs()
     found = json.loads((run / "tuner.json").read_text())
     assert found["batch_size"] == 8  # 2 doubled 3 times (nothing runs out of memory here)
@@ -85,10 +85,13 @@ def test_tuner_finds_batch_size_then_lr_and_the_run_uses_them(cli):
 
 @pytest.mark.parametrize("args,fragment", [
     (["data=iris", "model=softmax_regression", "model.mixup_alpha=0.2"], "model.mixup_alpha works on images"),
-    (["data=iris", "data.steps_per_call=5", "trainer.gradient_clip_val=1.0"],
-     "error: trainer.gradient_clip_val needs one optimizer step per Lightning step, but data.steps_per_call > 1 "
-     "takes several in each (Lightning's manual optimisation); set data.steps_per_call=1 or drop "
+    (["data=iris", "steps_per_call=5", "trainer.gradient_clip_val=1.0"],
+     "error: trainer.gradient_clip_val needs one optimizer step per Lightning step, but steps_per_call > 1 "
+     "takes several in each (Lightning's manual optimisation); set steps_per_call=1 or drop "
      "trainer.gradient_clip_val.\n"),
+    (["data=iris", "data.steps_per_call=5"],
+     "error: data.steps_per_call is the training setting steps_per_call, which the data and model configs "
+     "receive; set steps_per_call=5 instead.\n"),
 ])
 def test_impossible_recipes_stop_with_one_sentence(cli_in_process, args, fragment):
     result = cli_in_process("src.train", *args, *FAST, "trainer.max_epochs=1")
@@ -105,7 +108,7 @@ def test_no_weight_decay_on_biases_and_norms(cli):
 
 def clipped_iris(compose, tmp_path, steps_per_call: int, clip: float | None, warmup: str):
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
-    cfg = compose(["experiment=notes0_iris_4features", f"data.steps_per_call={steps_per_call}", warmup,
+    cfg = compose(["experiment=notes0_iris_4features", f"steps_per_call={steps_per_call}", warmup,
                    "data.steps_per_epoch=10", "trainer.max_epochs=10",
                    f"trainer.gradient_clip_val={clip if clip else 'null'}", *FAST])
     train(cfg)

@@ -48,7 +48,7 @@ def checkpoints(tmp_path_factory):
     runs = {}
     for name, overrides in {
         "iris": ["experiment=notes0_iris_2features", "trainer.max_epochs=1", "data.steps_per_epoch=300",
-                 "data.steps_per_call=300"],
+                 "steps_per_call=300"],
         "cnn": ["model=notes0_cnn", "data=digits", "trainer.max_epochs=1"],
     }.items():
         folder = tmp_path_factory.mktemp(name)
@@ -270,7 +270,7 @@ def logged_grad_norms(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     [
         (["data=digits", "trainer.max_epochs=1", "data.batch_size=256"], [0, 3]),  # 5 steps: automatic mode
         (["experiment=notes0_iris_2features", "trainer.max_epochs=2", "data.steps_per_epoch=10",
-          "data.steps_per_call=10"], [0, 3, 6, 9, 12, 15, 18]),  # 10 steps per call: still every 3rd step
+          "steps_per_call=10"], [0, 3, 6, 9, 12, 15, 18]),  # 10 steps per call: still every 3rd step
     ],
     ids=["automatic", "steps_per_call"],
 )

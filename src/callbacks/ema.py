@@ -2,14 +2,14 @@
 
 This callback hooks the optimizer itself (`register_step_post_hook`), so the average is updated
 after every optimizer step that is taken, with or without mixed precision (a step the gradient
-scaler skips is not averaged either), also with `data.steps_per_call > 1`. The update is one fused
+scaler skips is not averaged either), also with `steps_per_call > 1`. The update is one fused
 `_foreach_lerp_` on the device: no host sync.
 
 With the default one optimizer step per Lightning step, Lightning's own `EMAWeightAveraging`
 (`lightning.pytorch.callbacks`, Lightning 2.6 and later) works with this template too (tested). This
 callback stays the template's choice because it also runs on Lightning 2.5, has the warmup below,
 keeps the raw training weights in the checkpoint so that a resumed run continues exactly, and
-counts every optimizer step with `data.steps_per_call > 1` (Lightning's updates once per
+counts every optimizer step with `steps_per_call > 1` (Lightning's updates once per
 `training_step` call).
 """
 

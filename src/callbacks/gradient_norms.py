@@ -35,7 +35,7 @@ class GradientNormLogger(L.Callback):
     (`every_n_steps`), to every logger (TensorBoard SCALARS, CSV), with the optimizer step as x-axis.
 
     The gradients are read in `on_before_optimizer_step`: after mixed-precision unscaling, before the
-    update, at every optimizer step in both optimisation modes (also `data.steps_per_call > 1`).
+    update, at every optimizer step in both optimisation modes (also `steps_per_call > 1`).
     """
 
     def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0) -> None:

@@ -11,10 +11,10 @@ also K steps per call), kept on the device and sent to the loggers once per epoc
 steps), with the full validation, checkpoints and early stopping once per epoch.
 
 It works with a `ClassificationModule`, through the interface that module documents: the row's
-training values are its `last_training_batch`, and for the run it sets `epoch_curves_to_loggers`
-to False, so the module sends its epoch-level values of those four curves to no logger (they still
-drive checkpoints, early stopping, the progress bar and the final metrics) and every curve has
-exactly one point per row. Under distributed training the rows are rank 0's share.
+training values are its `last_training_batch`, and it declares `logs_training_curves`, which
+the module reads when fitting starts: the module then sends its epoch-level values of those four
+curves to no logger (they still drive checkpoints, early stopping, the progress bar and the final
+metrics), so every curve has exactly one point per row. Under distributed training the rows are rank 0's share.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 class StepHistory(L.Callback):
     """Log the four learning curves every `every_n_steps` optimizer steps (steps 0, N, 2N, ...)."""
+
+    logs_training_curves = True  # read by ClassificationModule: it leaves these curves' loggers to this callback
 
     def __init__(self, every_n_steps: int = 10) -> None:
         require(
@@ -51,12 +53,6 @@ class StepHistory(L.Callback):
             f"callbacks.step_history records the training batches of a ClassificationModule, not of "
             f"{type(pl_module).__name__}; switch the callback off (callbacks.step_history=null).",
         )
-        if stage == "fit":
-            pl_module.epoch_curves_to_loggers = False  # this callback logs those curves, per N steps
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            pl_module.epoch_curves_to_loggers = True
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._detach()

@@ -30,16 +30,12 @@ def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | N
     return instantiate(kwargs, _convert_="all", _recursive_=False)
 
 
-def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, steps_per_call: int = 1):
-    """The LightningModule: its config's `_target_` class called with plain-value arguments.
-    `steps_per_call` is the data config's (`data.steps_per_call`): optimizer steps per `training_step`,
-    which fixes the module's optimisation mode (src/models/steps_per_call.py); passed only when not 1,
-    so a module class without the argument builds as before."""
+def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, **arguments: Any):
+    """The LightningModule: its config's `_target_` class called with plain-value arguments; `arguments`
+    are constructor arguments a caller sets beyond the config (e.g. the tuner's `stop_on_non_finite_loss`)."""
     kwargs = plain(model_cfg)
     cls = get_class(kwargs.pop("_target_"))
-    if steps_per_call != 1:
-        kwargs["steps_per_call"] = steps_per_call
-    return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **kwargs)
+    return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **{**kwargs, **arguments})
 
 
 def build_all(group: DictConfig | None) -> list[Any]:

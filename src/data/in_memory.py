@@ -6,62 +6,21 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 
 from src.data.batch_transforms import Compose
+from src.data.sample_loader import sample_loader
+from src.data.splits import Split, fits_on_device, stratified_fold, stratified_split
 from src.data.tensor_loader import TensorBatchLoader
 from src.errors import require
 
+__all__ = ["InMemoryDataModule", "Split", "fits_on_device", "stratified_fold", "stratified_split"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Split:
-    """One split of a data set: inputs (N, *input_shape) and integer class targets (N,); optionally
-    each sample's name (an image's file, a table's row), which reports such as `predictions.csv` show."""
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    names: list[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def subset(self, index: Sequence[int] | torch.Tensor) -> Split:
-        index = torch.as_tensor(index, dtype=torch.long)
-        names = [self.names[i] for i in index.tolist()] if self.names is not None else None
-        return Split(self.inputs[index], self.targets[index], names)
-
-    def to(self, device: torch.device | str) -> Split:
-        return Split(self.inputs.to(device), self.targets.to(device), self.names)
-
-
-def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (keep, held_out) with `fraction` of every class held out, reproducible from `seed`."""
-    from sklearn.model_selection import train_test_split
-
-    index = torch.arange(len(targets)).numpy()
-    keep, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=targets.numpy())
-    return torch.as_tensor(keep), torch.as_tensor(held)
-
-
-def stratified_fold(targets: torch.Tensor, num_folds: int, fold: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, validation) of fold `fold` of a stratified, shuffled `num_folds`-fold split."""
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
-    keep, held = list(folds.split(torch.zeros(len(targets)).numpy(), targets.numpy()))[fold]
-    return torch.as_tensor(keep), torch.as_tensor(held)
-
-
-def fits_on_device(data_bytes: int, free_bytes: int, max_fraction: float | None) -> bool:
-    """Whether a data set of `data_bytes` should live on an accelerator with `free_bytes` free:
-    yes when it takes at most `max_fraction` of the free memory (`None`: always)."""
-    return max_fraction is None or data_bytes <= max_fraction * free_bytes
 
 
 class InMemoryDataModule(L.LightningDataModule, ABC):
@@ -110,7 +69,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         )
         require(
             isinstance(steps_per_call, int) and steps_per_call > 0,
-            f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",
+            f"steps_per_call must be a positive integer, got {steps_per_call!r}.",
         )
         require(
             loader in ("tensor", "dataloader"),
@@ -118,8 +77,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         )
         require(
             loader == "tensor" or steps_per_call == 1,
-            f"data.steps_per_call={steps_per_call} groups the batches of data.loader=tensor; set data.steps_per_call=1 "
-            "to use the DataLoader.",
+            f"steps_per_call={steps_per_call} groups the batches of data.loader=tensor; set steps_per_call=1 to use "
+            "the DataLoader.",
         )
         require(
             loader == "tensor" or steps_per_epoch is None,
@@ -180,8 +139,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def build_augmentations(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Batched training-only augmentations from `augment` ({name: `_target_` config}, in order;
         a null entry is off), applied after normalisation to float batches (N, C, H, W)."""
-        from hydra.utils import instantiate
-
         return [instantiate(spec) for spec in self.augment.values()]
 
     # --- Lightning hooks ----------------------------------------------------------------------
@@ -219,7 +176,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def train_dataloader(self) -> TensorBatchLoader:
         trainer = getattr(self, "trainer", None)
         limit = getattr(trainer, "limit_train_batches", None)
-        # With data.steps_per_call=K > 1, `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means
+        # With steps_per_call=K > 1, `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means
         # N optimizer steps, not N calls of K steps: the epoch is cut to N steps, served in ceil(N / K) calls.
         limit_steps = limit if self.steps_per_call > 1 and type(limit) is int else None
         overfit = bool(trainer is not None and trainer.overfit_batches)  # the same first batches every epoch
@@ -251,8 +208,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep what a checkpoint stored; `setup()` recomputes the same statistics from the data."""
-        self.checkpoint_state = dict(state_dict)
+        """Nothing to restore: `setup()` recomputes the same statistics from the data (the stored state
+        is for readers without the data set, src/data/preprocessing.py)."""
 
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
@@ -277,8 +234,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
                       seed: int):
         """The per-sample `DataLoader` of `data.loader=dataloader` (a data set whose samples are read
         from files while training overrides this)."""
-        from src.data.sample_loader import sample_loader
-
         return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform, self.num_workers,
                              self.pin_memory, seed)
 

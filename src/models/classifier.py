@@ -6,7 +6,6 @@ checkpoint loads with `weights_only=True` and needs nothing but this file to be 
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any, NamedTuple
 
@@ -17,7 +16,6 @@ from hydra.utils import instantiate
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from src.data.in_memory import InMemoryDataModule
 from src.errors import UserError, require
 from src.models import steps_per_call as multi_step
 from src.models.losses import MULTICLASS_LOSSES, binary_cross_entropy
@@ -32,7 +30,6 @@ from src.models.recipes import (
 )
 
 RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")
-OPTIONAL_KEYS = (*RECIPE_KEYS, "steps_per_call", "finetune")  # arguments a subclass's constructor may leave out
 
 
 def build_net(net: dict[str, Any]) -> nn.Module:
@@ -87,17 +84,17 @@ class ClassificationModule(L.LightningModule):
     argmax of the mixed target as the label); `tta_flip` averages the softmax of x and its mirror
     image in validation, test and prediction. val/test losses are always the plain cross-entropy.
 
-    `steps_per_call` (from `data.steps_per_call`, default 1): 1 is Lightning's automatic optimisation,
+    `steps_per_call` (the training setting `steps_per_call`, default 1): 1 is Lightning's automatic optimisation,
     one `(x, y)` batch per `training_step`; K > 1 takes K optimizer steps per `training_step` from a
     list of K batches (src/models/steps_per_call.py says which hooks then fire per call).
 
     For callbacks that record values per optimizer step (`StepHistory`):
     - `last_training_batch` (a `TrainingBatch`, or None before an epoch's first step) is the batch of the
       last optimizer step, set before its backward pass, in both optimisation modes;
-    - `epoch_curves_to_loggers` (default True): whether the epoch values of `train/loss`,
-      `train/acc`, `val/loss` and `val/acc` go to the loggers. A callback that logs these four curves
-      itself, at a finer resolution, sets it to False for its run; the values still reach the
-      progress bar, checkpoints, early stopping and the run's final metrics.
+    - a callback that logs `train/loss`, `train/acc`, `val/loss` and `val/acc` itself, at a finer
+      resolution, declares `logs_training_curves = True`; the module then sends its epoch values of
+      these four curves to no logger while fitting (they still reach the progress bar, checkpoints,
+      early stopping and the run's final metrics).
     """
 
     def __init__(
@@ -114,18 +111,15 @@ class ClassificationModule(L.LightningModule):
         tta_flip: bool = False,
         steps_per_call: int = 1,
         finetune: dict[str, Any] | None = None,
+        stop_on_non_finite_loss: bool = True,
     ) -> None:
         super().__init__()
-        # A subclass whose constructor does not take the recipe options (BinaryClassificationModule,
-        # GoogLeNetModule) must not store them, or `cls(**checkpoint["hyper_parameters"])` fails.
-        accepted = inspect.signature(type(self).__init__).parameters
-        open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        # In the checkpoint, not in the loggers: what runs are compared by is logged by src.train (src/runs/hparams.py).
-        self.save_hyperparameters(ignore=[k for k in OPTIONAL_KEYS if k not in accepted and not open_ended],
-                                  logger=False)
+        # The constructor arguments of this class and of the subclass being built (Lightning collects both),
+        # in the checkpoint; not in the loggers: what runs are compared by is logged by src.train (src/runs/hparams.py).
+        self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)
         require(
             isinstance(steps_per_call, int) and not isinstance(steps_per_call, bool) and steps_per_call > 0,
-            f"data.steps_per_call must be a positive integer, got {steps_per_call!r}.",
+            f"steps_per_call must be a positive integer, got {steps_per_call!r}.",
         )
         self._recipes = {"label_smoothing": label_smoothing, "mixup_alpha": mixup_alpha,
                          "cutmix_alpha": cutmix_alpha, "tta_flip": tta_flip}
@@ -145,7 +139,7 @@ class ClassificationModule(L.LightningModule):
         top5 = lambda: MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)  # noqa: E731
         self.val_top5 = top5() if num_classes > 10 else None
         self.test_top5 = top5() if num_classes > 10 else None
-        self.stop_on_non_finite_loss = True  # the lr finder (src/training/tuner.py) explores diverging rates
+        self.stop_on_non_finite_loss = stop_on_non_finite_loss
         self.val_acc_best = 0.0
         self.val_confusion_matrix: torch.Tensor | None = None  # the last epoch's, for callbacks
         self.test_confusion_matrix: torch.Tensor | None = None
@@ -245,14 +239,9 @@ class ClassificationModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         # TensorBoard's GRAPHS tab: Lightning traces the model with torch.jit, deprecated in recent PyTorch.
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
-        datamodule = self.trainer.datamodule
-        if stage == "fit" and isinstance(datamodule, InMemoryDataModule):
-            require(
-                datamodule.steps_per_call == self.steps_per_call,
-                f"the model was built for steps_per_call={self.steps_per_call} but the data module hands out "
-                f"{datamodule.steps_per_call} batches per call; build both from the same data.steps_per_call "
-                "(src.config.build.build_module(..., steps_per_call=cfg.data.steps_per_call)).",
-            )
+        if stage == "fit":  # a callback that logs the epoch curves itself, per N steps (StepHistory)
+            self.epoch_curves_to_loggers = not any(getattr(c, "logs_training_curves", False)
+                                                   for c in self.trainer.callbacks)
 
     def on_train_start(self) -> None:
         sums, self._train_sums_to_restore = self._train_sums_to_restore, None
@@ -441,12 +430,14 @@ class BinaryClassificationModule(ClassificationModule):
         num_classes: int = 2,
         loss: str = "binary_cross_entropy",
         l1: float = 0.0,
-        steps_per_call: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, num_classes, optimizer, scheduler, loss, l1, steps_per_call=steps_per_call)
+        super().__init__(net, num_classes, optimizer, scheduler, loss, l1, **kwargs)
 
     def _check_task(self) -> None:
         hp = self.hparams
+        on = [key for key in RECIPE_KEYS if hp.get(key)]
+        require(not on, f"a binary model (one output unit) trains without model.{on[0] if on else ''}; drop it.")
         require(
             hp.num_classes == 2,
             f"this model has one output unit for a two-class problem, but the data set has "

@@ -28,9 +28,9 @@ class GoogLeNetModule(ClassificationModule):
         loss: str = "cross_entropy",
         l1: float = 0.0,
         aux_weight: float = 0.3,
-        steps_per_call: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(net, num_classes, optimizer, scheduler, loss, l1, steps_per_call=steps_per_call)
+        super().__init__(net, num_classes, optimizer, scheduler, loss, l1, **kwargs)
         require(aux_weight >= 0, f"model.aux_weight must be >= 0, got {aux_weight}.")
         self.aux_weight = float(aux_weight)
 

@@ -4,6 +4,7 @@
   which turns class-index targets into soft targets (N, C).
 - `flip_tta_log_probs`: test-time augmentation, the average softmax of x and its mirror image.
 - `optimizer_parameters`: parameter groups that keep weight decay off biases and normalisation layers.
+- `check_recipes`: the recipe values checked before anything is built.
 - `build_scheduler`: the configured lr schedule, optionally after a linear warmup
   (`SequentialLR(LinearLR, schedule)`), in optimizer steps or epochs.
 """
@@ -11,17 +12,42 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class, instantiate
 from torch import nn
+from torchvision.transforms import v2
 
 from src.errors import UserError, require
 
 # Keys of the scheduler config read here, not passed to the scheduler class.
 SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")
+
+
+def check_recipes(hparams: Mapping[str, Any]) -> None:
+    """Refuse, in one sentence, a recipe value out of range or one that needs images on other inputs."""
+    smoothing = hparams.get("label_smoothing", 0.0)
+    require(
+        isinstance(smoothing, (int, float)) and 0 <= smoothing < 1,
+        f"model.label_smoothing must be in [0, 1) (e.g. 0.1; 0 = off), got {smoothing!r}.",
+    )
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        value = hparams.get(key, 0.0)
+        require(
+            isinstance(value, (int, float)) and value >= 0,
+            f"model.{key} must be >= 0 (e.g. 0.2 for mixup, 1.0 for cutmix; 0 = off), got {value!r}.",
+        )
+    shape = hparams["net"].get("input_shape")
+    for key in ("mixup_alpha", "cutmix_alpha", "tta_flip"):
+        require(
+            not hparams.get(key) or shape is None or len(shape) == 3,
+            f"model.{key} works on images (C, H, W), but this data set's inputs have shape {list(shape or [])}; "
+            f"drop model.{key} for it.",
+        )
+    check_scheduler(hparams.get("scheduler"))
 
 
 # --- mixup / cutmix ------------------------------------------------------------------------------
@@ -36,8 +62,6 @@ class BatchMixer:
     """
 
     def __init__(self, num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0) -> None:
-        from torchvision.transforms import v2
-
         choices = []
         if mixup_alpha > 0:
             choices.append(v2.MixUp(alpha=float(mixup_alpha), num_classes=num_classes))
@@ -93,8 +117,6 @@ def optimizer_parameters(module: nn.Module, decay_bias_and_norm: bool = True) ->
 def _target_class(cfg: dict[str, Any]) -> type | None:
     if "_target_" not in cfg:
         return None
-    from hydra.utils import get_class
-
     return get_class(cfg["_target_"])
 
 
@@ -169,8 +191,6 @@ def build_scheduler(cfg: dict[str, Any] | None, optimizer: torch.optim.Optimizer
     counts the whole run, so it is shortened by W and still ends at `eta_min`. `total_steps`
     (optimizer steps of the whole run) fills a `total_steps: null` (OneCycleLR).
     """
-    from hydra.utils import instantiate
-
     check_scheduler(cfg)
     cfg = dict(cfg or {})
     interval = scheduler_interval(cfg)

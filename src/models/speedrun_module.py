@@ -117,12 +117,14 @@ class SpeedrunModule(ClassificationModule):
         lookahead_decay: float = 0.95,
         tta_level: int = 2,
         val_tta_level: int | None = 0,
-        steps_per_call: int = 1,
+        **kwargs: Any,
     ) -> None:
-        require(steps_per_call == 1, "the speed-run module takes one optimizer step per Lightning step: "
-                                     "set data.steps_per_call=1.")
+        require(kwargs.get("steps_per_call", 1) == 1, "the speed-run module takes one optimizer step per Lightning "
+                                                      "step: set steps_per_call=1.")
+        require(not kwargs.get("tta_flip"), "the speed-run module has its own test-time augmentation "
+                                            "(model.tta_level); drop model.tta_flip.")
         super().__init__(net=net, num_classes=num_classes, optimizer=optimizer, scheduler=scheduler, loss=loss,
-                         l1=l1, label_smoothing=label_smoothing, steps_per_call=steps_per_call)
+                         l1=l1, label_smoothing=label_smoothing, **kwargs)
         sched = scheduler or {}
         require(
             "_target_" not in sched and not sched.get("warmup_steps") and not sched.get("warmup_epochs"),

@@ -1,5 +1,9 @@
-"""`data.steps_per_call=K`: K optimizer steps in one Lightning training step. Everything that differs
-from the default K = 1 lives here (and, on the data side, in `TensorBatchLoader`'s grouping).
+"""`steps_per_call=K`: K optimizer steps in one Lightning training step. Everything that differs from
+the default K = 1 lives here (and, on the data side, in `TensorBatchLoader`'s grouping).
+
+`steps_per_call` is a training setting (conf/train.yaml) that the data and model configs receive by
+interpolation, so the data module and the module each get it as a constructor argument; setting
+`data.steps_per_call` or `model.steps_per_call` on their own is refused (`check_setting`).
 
 K = 1 (the default) is Lightning's automatic optimisation: `training_step` receives one `(x, y)` batch,
 takes one optimizer step, and every Lightning feature counts steps.
@@ -9,8 +13,8 @@ a few parameters, where Lightning's work per step costs more than the step itsel
 hands `training_step` a list of K `(x, y)` batches, the same batches in the same order as K = 1, and
 the module takes K optimizer steps with Lightning's manual optimisation (`manual_backward`,
 `optimizer.step()`, `lr_schedulers()`): the same updates as K = 1 (tested), with Lightning's per-step
-work paid once per K steps. The mode is fixed when the module is built (`steps_per_call` argument,
-from `data.steps_per_call`), so Lightning's own configuration check sees it.
+work paid once per K steps. The mode is fixed when the module is built (its `steps_per_call`
+argument), so Lightning's own configuration check sees it.
 
 Which hooks fire how often with K > 1:
 - per optimizer step, as with K = 1: `on_before_backward`, `on_after_backward`,
@@ -28,13 +32,37 @@ sentence): `trainer.gradient_clip_val`, `trainer.accumulate_grad_batches`, `data
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 
+from src.errors import require
+
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+# Trainer features of Lightning's automatic optimisation, with the value that leaves each off.
+AUTOMATIC_ONLY = {"gradient_clip_val": (None, 0, 0.0), "accumulate_grad_batches": (None, 1)}
+
+
+def check_setting(run_config: Mapping[str, Any]) -> None:
+    """Refuse, in one sentence and before anything is built, what contradicts the run's `steps_per_call`:
+    a value given to the data or model config instead of the training setting, or a Trainer feature of
+    automatic optimisation with K > 1 (Lightning would refuse it at fit)."""
+    k = run_config.get("steps_per_call", 1)
+    require(isinstance(k, int) and not isinstance(k, bool) and k > 0,
+            f"steps_per_call must be a positive integer (1 = one optimizer step per Lightning step), got {k!r}.")
+    for group in ("data", "model"):
+        given = (run_config.get(group) or {}).get("steps_per_call", k)
+        require(given == k, f"{group}.steps_per_call is the training setting steps_per_call, which the data and "
+                            f"model configs receive; set steps_per_call={given} instead.")
+    trainer = run_config.get("trainer") or {}
+    for key, off in AUTOMATIC_ONLY.items():
+        require(k == 1 or trainer.get(key) in off,
+                f"trainer.{key} needs one optimizer step per Lightning step, but steps_per_call > 1 takes several in "
+                f"each (Lightning's manual optimisation); set steps_per_call=1 or drop trainer.{key}.")
 
 
 def steps_per_call(module: L.LightningModule | None) -> int:

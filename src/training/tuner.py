@@ -1,60 +1,59 @@
 """`tuner=lr_find` / `tuner=batch_size`: Lightning's batch-size and learning-rate finders, run before fit.
 
-Each finder runs on a throwaway copy of the model with a bare Trainer (same accelerator and
-precision, no callbacks, no loggers, one optimizer step per Lightning step), so nothing of the
-search reaches the run's logs, checkpoints or random-number sequence: afterwards the run is
-re-seeded and builds its model from the updated config, exactly as if the found values had been
-given on the command line. What was found is printed, written to `<run>/tuner.json`, and the
-learning-rate finder's loss-vs-lr plot to `<run>/lr_finder.png`.
+The finders run on the tuner's own data module and fresh models with a bare Trainer (same
+accelerator and precision, no callbacks, no loggers, one optimizer step per Lightning step), so
+nothing of the search reaches the run's objects, logs, checkpoints or random-number sequence:
+afterwards the run is re-seeded and builds its data and model from the returned config, exactly as
+if the found values had been given on the command line. What was found is printed, written to
+`<run>/tuner.json`, and the learning-rate finder's loss-vs-lr plot to `<run>/lr_finder.png`.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+from lightning.pytorch.tuner import Tuner
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
+from src.config import build
 from src.errors import require
 
 
-def tune(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
-    """Run the finders the `tuner` config switches on; set `cfg.data.batch_size` / `cfg.optimizer.lr`
-    (and the DataModule's batch size) to what they find. Nothing to do without `tuner`, when not
-    training, or when resuming (the checkpoint's run already holds the tuned values)."""
+def tune(cfg: DictConfig) -> DictConfig:
+    """Run the finders the `tuner` config switches on, each on its own data module, model and Trainer;
+    return a copy of `cfg` with `data.batch_size` / `optimizer.lr` set to what they found (`cfg` itself
+    when there is nothing to do: no `tuner`, not training, or resuming, since the checkpoint's run
+    already holds the tuned values)."""
     spec = cfg.get("tuner") or {}
     if not (spec.get("lr_find") or spec.get("batch_size_find")) or not cfg.get("train", True) or cfg.get("ckpt_path"):
-        return {}
-    import lightning as L
-
+        return cfg
     if cfg.trainer.get("fast_dev_run"):
         print("tuner: skipped, since trainer.fast_dev_run is on", flush=True)
-        return {}
+        return cfg
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    tuned = copy.deepcopy(cfg)
     found: dict[str, Any] = {}
-    steps_per_call = getattr(datamodule, "steps_per_call", 1)
-    datamodule.steps_per_call = 1  # the finders need Lightning's automatic optimisation
-    try:
-        if spec.get("batch_size_find"):
-            found.update(_find_batch_size(cfg, datamodule, dict(spec.get("batch_size_finder") or {})))
-        if spec.get("lr_find"):
-            found.update(_find_lr(cfg, datamodule, dict(spec.get("lr_finder") or {}), out_dir))
-    finally:
-        datamodule.steps_per_call = steps_per_call
+    trainer = _tuning_trainer(cfg)
+    datamodule = _tuning_datamodule(cfg, trainer)
+    if spec.get("batch_size_find"):
+        found.update(_find_batch_size(tuned, datamodule, trainer, dict(spec.get("batch_size_finder") or {})))
+        trainer = _tuning_trainer(cfg)  # a Trainer runs one search
+    if spec.get("lr_find"):
+        found.update(_find_lr(tuned, datamodule, trainer, dict(spec.get("lr_finder") or {}), out_dir))
     (out_dir / "tuner.json").write_text(json.dumps(found, indent=2) + "\n")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    return found
+    return tuned
 
 
-def _tuning_run(cfg: DictConfig):
-    """(a fresh module, a bare Trainer) for one finder."""
-    from src.config import build
-
-    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
-    module.stop_on_non_finite_loss = False  # the lr finder drives the loss to diverge on purpose
+def _tuning_trainer(cfg: DictConfig) -> L.Trainer:
+    """A bare Trainer of the run's accelerator and precision: no callbacks, loggers or checkpoints."""
     trainer_cfg = build.plain(cfg.trainer)
     trainer_cfg.update(
         max_epochs=100_000, max_steps=-1, min_epochs=None, logger=False, enable_checkpointing=False,
@@ -66,7 +65,26 @@ def _tuning_run(cfg: DictConfig):
         trainer.world_size == 1,
         "the tuner runs on one device; drop tuner for this multi-device run, or tune with trainer.devices=1 first.",
     )
-    return module, trainer
+    return trainer
+
+
+def _tuning_datamodule(cfg: DictConfig, trainer: L.Trainer) -> Any:
+    """The run's data with one batch per Lightning step (the finders need Lightning's automatic
+    optimisation), its splits on the tuning device as fit would place them, set up already."""
+    data_cfg = {**build.plain(cfg.data), "steps_per_call": 1}
+    if data_cfg.get("device") is None:
+        data_cfg["device"] = str(trainer.strategy.root_device)
+    datamodule = build.build_datamodule(data_cfg, cfg.get("augment"))
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def _tuning_module(cfg: DictConfig) -> L.LightningModule:
+    """A fresh model with one optimizer step per Lightning step that keeps going when the loss diverges
+    (the lr finder drives it to diverge on purpose)."""
+    model_cfg = {**build.plain(cfg.model), "steps_per_call": 1}
+    return build.build_module(model_cfg, cfg.optimizer, cfg.scheduler, stop_on_non_finite_loss=False)
 
 
 def _supported(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -75,48 +93,39 @@ def _supported(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in names}
 
 
-def _find_batch_size(cfg: DictConfig, datamodule: Any, options: dict[str, Any]) -> dict[str, Any]:
-    from lightning.pytorch.tuner import Tuner
-
+def _find_batch_size(cfg: DictConfig, datamodule: Any, trainer: L.Trainer, options: dict[str, Any]) -> dict[str, Any]:
     old = cfg.data.get("batch_size")
     require(
         old is not None,
         "tuner.batch_size_find needs a batch size to scale, but data.batch_size is null (full batch); "
         "set data.batch_size=64 or drop tuner.batch_size_find.",
     )
-    module, trainer = _tuning_run(cfg)
     tuner = Tuner(trainer)
-    if getattr(datamodule, "train_split", None) is None:
-        datamodule.trainer = trainer  # so that its splits land on the run's device, as in fit
-        datamodule.prepare_data()
-        datamodule.setup("fit")
     # In-memory loaders cut batches from tensors and have no `dataset`: cap the search at the training split.
     train_size = len(datamodule.train_split) if getattr(datamodule, "train_split", None) is not None else None
     if train_size:
         options.setdefault("max_val", train_size)
-    size = tuner.scale_batch_size(module, datamodule=datamodule, **_supported(tuner.scale_batch_size, options))
+    size = tuner.scale_batch_size(_tuning_module(cfg), datamodule=datamodule,
+                                  **_supported(tuner.scale_batch_size, options))  # sets datamodule.batch_size
     size = int(size or old)
     if train_size:
         size = min(size, train_size)
-    datamodule.batch_size = size
+    datamodule.batch_size = size  # the tuner's own data module, for the lr finder
     cfg.data.batch_size = size
     print(f"tuner: data.batch_size={size} from the batch-size finder (the largest that ran without running out of "
           f"memory, within its max_trials and the training split; the config had {old})", flush=True)
     return {"batch_size": size, "batch_size_before": old}
 
 
-def _find_lr(cfg: DictConfig, datamodule: Any, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    from lightning.pytorch.tuner import Tuner
-
-    module, trainer = _tuning_run(cfg)
+def _find_lr(cfg: DictConfig, datamodule: Any, trainer: L.Trainer, options: dict[str, Any],
+             out_dir: Path) -> dict[str, Any]:
     tuner = Tuner(trainer)
-    finder = tuner.lr_find(module, datamodule=datamodule, update_attr=False, **_supported(tuner.lr_find, options))
+    finder = tuner.lr_find(_tuning_module(cfg), datamodule=datamodule, update_attr=False,
+                           **_supported(tuner.lr_find, options))
     old = cfg.optimizer.lr
     lr = finder.suggestion() if finder is not None else None
     plot = out_dir / "lr_finder.png"
     if finder is not None and finder.results.get("lr"):
-        from matplotlib.figure import Figure
-
         figure = Figure(figsize=(6, 4), dpi=100)
         ax = figure.add_subplot()
         finder.plot(suggest=lr is not None, ax=ax)

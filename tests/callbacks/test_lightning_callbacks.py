@@ -1,5 +1,5 @@
 """Lightning's own callbacks, and a user's, work unchanged with one optimizer step per Lightning step
-(the default `data.steps_per_call=1`): every hook sees one `(x, y)` batch and counts optimizer steps."""
+(the default `steps_per_call=1`): every hook sees one `(x, y)` batch and counts optimizer steps."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def fit(compose, callbacks: list[L.Callback], *overrides: str) -> tuple[L.Traine
                    "+trainer.enable_progress_bar=false", *overrides])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, cfg.data.steps_per_call)
+    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     trainer = build.build_trainer(cfg.trainer, callbacks, [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module

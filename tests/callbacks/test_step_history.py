@@ -48,7 +48,7 @@ def logged_rows(run_dir) -> dict[int, tuple[float, ...]]:
 
 @pytest.mark.parametrize("steps_per_call", [1000, 1])
 def test_history_rows_equal_the_seed_loop_in_both_optimisation_paths(compose, tmp_path, steps_per_call):
-    cfg = compose([*IRIS, "logger=csv", f"data.steps_per_call={steps_per_call}"])
+    cfg = compose([*IRIS, "logger=csv", f"steps_per_call={steps_per_call}"])
     train(cfg)
     dm = build_datamodule(cfg.data)
     dm.setup()
@@ -72,7 +72,7 @@ def test_history_is_read_back_by_optimizer_step(compose, tmp_path):
 
 def test_without_the_history_the_curves_are_logged_per_epoch(compose, tmp_path):
     cfg = compose([*IRIS, "logger=csv", "callbacks.step_history=null", "data.steps_per_epoch=100",
-                   "data.steps_per_call=1"])
+                   "steps_per_call=1"])
     train(cfg)
     assert sorted(logged_rows(tmp_path / "run")) == [99]  # one epoch of 100 steps: one point, at its last step
 

@@ -103,8 +103,8 @@ def test_dataloader_path_serves_the_same_samples_and_values_as_the_tensor_path()
 
 
 def test_dataloader_path_rejects_tensor_only_options():
-    with pytest.raises(UserError, match=r"data.steps_per_call=4 groups the batches of data.loader=tensor; set "
-                                        r"data.steps_per_call=1 to use the DataLoader\.$"):
+    with pytest.raises(UserError, match=r"steps_per_call=4 groups the batches of data.loader=tensor; set "
+                                        r"steps_per_call=1 to use the DataLoader\.$"):
         DigitsDataModule(**DIGITS, loader="dataloader", steps_per_call=4)
     with pytest.raises(UserError, match="steps_per_epoch needs data.loader=tensor"):
         DigitsDataModule(**DIGITS, loader="dataloader", steps_per_epoch=4)

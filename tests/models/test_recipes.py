@@ -304,8 +304,8 @@ def test_top5_is_logged_for_validation_and_test():
 
 
 def test_every_module_class_rebuilds_from_its_stored_hyperparameters():
-    """src.eval / src.predict rebuild with cls(**checkpoint["hyper_parameters"]): a subclass that does not
-    take the recipe options must not store them."""
+    """src.eval / src.predict rebuild with cls(**checkpoint["hyper_parameters"]): a subclass passes the base
+    class's arguments on (**kwargs), so the arguments of both constructors rebuild it."""
     from src.models.classifier import BinaryClassificationModule
     from src.models.googlenet_module import GoogLeNetModule
 
@@ -319,4 +319,6 @@ def test_every_module_class_rebuilds_from_its_stored_hyperparameters():
     for module in modules:
         rebuilt = type(module)(**module.hparams)
         assert dict(rebuilt.hparams) == dict(module.hparams)
-    assert modules[0].hparams.label_smoothing == 0.1 and "label_smoothing" not in modules[1].hparams
+    assert modules[0].hparams.label_smoothing == 0.1 and modules[1].hparams.label_smoothing == 0.0
+    with pytest.raises(UserError, match=r"^a binary model \(one output unit\) trains without model.label_smoothing"):
+        BinaryClassificationModule(**{**modules[1].hparams, "label_smoothing": 0.1})
