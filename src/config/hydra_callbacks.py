@@ -77,8 +77,11 @@ class OneSweepFolder(Callback):
             return
         ours = [str(o) for o in config.hydra.overrides.task]
         if sorted(theirs) != sorted(ours):
+            study = config.hydra.sweeper.get("study_name")  # an Optuna search's folder is named after its study
+            new_folder = f"name another study with hydra.sweeper.study_name=NAME (not {study})" if study \
+                else f"choose a new folder for this one (drop {SWEEP_DIR_KEY})"
             stop(f"{folder} already holds a sweep of other overrides ({' '.join(theirs) or 'none'}); run that "
-                 f"sweep's own command to continue it, or choose a new folder for this one (drop {SWEEP_DIR_KEY}).")
+                 f"sweep's own command to continue it, or {new_folder}.")
 
 
 class CheckOutputFolder(Callback):
