@@ -34,20 +34,30 @@ class OptunaTrial(L.Callback):
             self.trial = trial_of(open_storage(self.storage), self.study_name, self.number, pruner)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.trial is None or trainer.sanity_checking:
+        if trainer.sanity_checking:
             return
+        # The trial lives in the first process; under DDP its decision goes to every process, which all stop.
+        pruned = trainer.strategy.broadcast(self._report(trainer), src=0)
+        if pruned:
+            trainer.should_stop = True  # Lightning's way to end fit, as EarlyStopping does
+
+    def _report(self, trainer: L.Trainer) -> bool:
+        """Report this validation's value to the trial; whether the pruner stops the trial here."""
+        if self.trial is None:
+            return False
         epochs = trainer.current_epoch + 1
         self.trial.set_user_attr("epochs", epochs)
         value = trainer.callback_metrics.get(self.monitor)
         if value is None or self.pruner == "none" or not math.isfinite(float(value)):
-            return
+            return False
         self.trial.report(float(value), step=epochs)
-        if self.trial.should_prune():
-            trainer.should_stop = True
-            message = f"pruned at epoch {epochs}: {self.monitor}={float(value):.4f}"
-            folder = Path(trainer.default_root_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "pruned.json").write_text(json.dumps(
-                {"status": "pruned", "epoch": epochs, "monitor": self.monitor, "value": float(value),
-                 "message": message}, indent=2) + "\n")
-            print(f"Trial {self.number} {message}; the job stops here.", flush=True)
+        if not self.trial.should_prune():
+            return False
+        message = f"pruned at epoch {epochs}: {self.monitor}={float(value):.4f}"
+        folder = Path(trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pruned.json").write_text(json.dumps(
+            {"status": "pruned", "epoch": epochs, "monitor": self.monitor, "value": float(value), "message": message},
+            indent=2) + "\n")
+        print(f"Trial {self.number} {message}; the job stops here.", flush=True)
+        return True

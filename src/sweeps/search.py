@@ -17,12 +17,14 @@ import math
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from src.config.hydra_callbacks import quoted_override_value
@@ -94,11 +96,26 @@ class Heartbeat:
         self.stop.set()
 
 
-def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:
-    """Run the search `settings` (hydra.sweeper) until its study holds `n_trials` trials."""
+@dataclass
+class Search:
+    """An opened search: its study, what every trial's job is given, and how many trials to run."""
+
+    study: optuna.Study
+    storage: Any
+    space: dict[str, BaseDistribution]
+    job_overrides: list[str]  # the command's fixed overrides and the trial callback's settings
+    metrics: list[str]
+    sweep_dir: Path
+    n_trials: int
+    n_jobs: int
+    heartbeat_s: int | None
+
+
+def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig) -> Search:
+    """Check the settings, open (or create) the study; nothing is launched yet."""
     sweep_dir = Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")  # src.report finds the study through it
     space, fixed = search_space(settings.get("params"), arguments)
     require(space, "there is nothing to search: give hydra.sweeper.params (e.g. optimizer.lr: "
                    "tag(log, interval(0.0001, 0.1))) or a search expression on the command line.")
@@ -108,49 +125,66 @@ def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfi
     pruner = make_pruner(pruner_name, pruner_args)
     require(len(metrics) == 1 or pruner_name == "none",
             f"Optuna prunes single-objective studies only; set hydra.sweeper.pruner=none for {len(metrics)} metrics.")
-    sampler = make_sampler(OmegaConf.to_container(settings.sampler) if isinstance(settings.get("sampler"), DictConfig)
-                           else settings.get("sampler"), settings.get("seed"))
+    sampler_setting = settings.get("sampler")
+    sampler = make_sampler(OmegaConf.to_container(sampler_setting) if isinstance(sampler_setting, DictConfig)
+                           else sampler_setting, settings.get("seed"))
     url = storage_url(settings.get("storage"), sweep_dir)
     storage = open_storage(url, settings.get("heartbeat_s"))
     study = open_study(storage, settings.study_name, url, directions, sampler, pruner, space)
     study.set_user_attr("metrics", list(metrics))
     log.info(f"Study {study.study_name} in {shown(url)}: {settings.n_trials} trials, {', '.join(directions)} "
              f"{', '.join(metrics)}, sampler {type(sampler).__name__}, pruner {pruner_name}")
-    callback = [*(f"+callbacks.optuna_trial.{k}={quoted_override_value(str(v))}" for k, v in dict(
-        _target_="src.callbacks.optuna_trial.OptunaTrial", storage=url, study_name=study.study_name,
-        monitor=metrics[0], pruner=pruner_name).items()),
-        *(f"+callbacks.optuna_trial.pruner_args.{k}={v}" for k, v in pruner_args.items())]
-    while True:
-        with warnings.catch_warnings():  # fail_stale_trials is marked experimental since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+    trial_callback = dict(_target_="src.callbacks.optuna_trial.OptunaTrial", storage=url, study_name=study.study_name,
+                          monitor=metrics[0], pruner=pruner_name)
+    job_overrides = [*fixed, *(f"+callbacks.optuna_trial.{k}={quoted_override_value(str(v))}"
+                               for k, v in trial_callback.items()),
+                     *(f"+callbacks.optuna_trial.pruner_args.{k}={v}" for k, v in pruner_args.items())]
+    return Search(study, storage, space, job_overrides, metrics, sweep_dir, int(settings.n_trials),
+                  int(settings.n_jobs), settings.get("heartbeat_s"))
+
+
+def next_trials(search: Search) -> list[optuna.trial.Trial]:
+    """Up to `n_jobs` new trials, as many as the study lacks (none: the search is done). Trials of dead
+    processes are failed (and queued again) first."""
+    study = search.study
+    with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental, and heartbeats as Study.optimize's
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+        optuna.storages.fail_stale_trials(study)
         counted = len(study.get_trials(deepcopy=False, states=COUNTED))
-        to_ask = min(int(settings.n_jobs), int(settings.n_trials) - counted)
-        if to_ask <= 0:
-            break
-        with warnings.catch_warnings():  # Optuna warns that it records heartbeats in Study.optimize; here they are
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
-            trials = [study.ask(space) for _ in range(to_ask)]
-        jobs = [[*fixed, *trial_overrides(t.params), *callback, f"+callbacks.optuna_trial.trial={t.number}",
-                 f"hydra.sweep.subdir={t.number}"] for t in trials]
-        ids = [storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name),
-                                                              t.number) for t in trials]
-        try:
-            with Heartbeat(storage, ids, settings.get("heartbeat_s")):
-                returns = launcher.launch(jobs, initial_job_idx=trials[0].number)
-        except BaseException:  # stopped (a signal, Ctrl-C) or crashed: these trials did not finish
-            for trial in trials:
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            raise
-        for trial, ret in zip(trials, returns):
-            job_dir = sweep_dir / str(trial.number)
-            values = job_values(job_dir, metrics)
-            state = TrialState.FAIL if ret.status == JobStatus.FAILED else ended_state(job_dir, values)
-            if state == TrialState.FAIL:
-                log.warning(f"Trial {trial.number} failed (no value of {', '.join(metrics)}): see {job_dir}")
-            study.tell(trial, values=values if state == TrialState.COMPLETE else None, state=state)
-    write_results(study, sweep_dir, metrics)
+        return [study.ask(search.space) for _ in range(min(search.n_jobs, search.n_trials - counted))]
+
+
+def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: Any) -> None:
+    """Launch one job per trial (trial N in `<sweep folder>/N`) and tell the study how each ended."""
+    study = search.study
+    jobs = [[*search.job_overrides, *trial_overrides(t.params), f"+callbacks.optuna_trial.trial={t.number}",
+             f"hydra.sweep.subdir={t.number}"] for t in trials]
+    study_id = search.storage.get_study_id_from_name(study.study_name)
+    ids = [search.storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in trials]
+    try:
+        with Heartbeat(search.storage, ids, search.heartbeat_s):
+            returns = launcher.launch(jobs, initial_job_idx=trials[0].number)
+    except BaseException:  # stopped (a signal, Ctrl-C) or crashed: these trials did not finish
+        for trial in trials:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        raise
+    for trial, ret in zip(trials, returns):
+        job_dir = search.sweep_dir / str(trial.number)
+        values = job_values(job_dir, search.metrics)
+        state = TrialState.FAIL if ret.status == JobStatus.FAILED else ended_state(job_dir, values)
+        if state == TrialState.FAIL:
+            log.warning(f"Trial {trial.number} failed (no value of {', '.join(search.metrics)}): see {job_dir}")
+        study.tell(trial, values=values if state == TrialState.COMPLETE else None, state=state)
+
+
+def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:
+    """Run the search `settings` (hydra.sweeper) until its study holds `n_trials` trials."""
+    search = open_search(settings, arguments, config)
+    while trials := next_trials(search):
+        run_trials(search, trials, launcher)
+    write_results(search.study, search.sweep_dir, search.metrics)
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, metrics: Sequence[str]) -> None:
