@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.config import build
     from src.inference.model import check_data_fits, rebuild_module
     from src.runs.checkpoint import load_checkpoint, run_dir_of
-    from src.runs.summary import one_line, scalar_metrics, write_metrics
+    from src.runs.quiet import quiet_library_noise
+    from src.runs.record import RunRecord
+    from src.runs.summary import one_line, scalar_metrics
 
-    logging.getLogger("lightning.pytorch").propagate = False
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")  # Lightning's predict loop, torch >= 2.10
+    quiet_library_noise()
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     run_config = ckpt["run_config"]
     out_dir = Path(cfg.paths.output_dir)
@@ -87,7 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule)
 
     metrics = scalar_metrics(trainer.callback_metrics)
-    write_metrics(out_dir / "metrics.json", metrics, ckpt_path=str(path.resolve()))
+    RunRecord(metrics, ckpt_path=str(path.resolve())).write(out_dir)
     write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
     write_test_predictions(out_dir, trainer, model, datamodule)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)

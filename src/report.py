@@ -24,104 +24,21 @@ writers).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from src.errors import UserError, exits_on_user_error, require
+from matplotlib.figure import Figure
+
+from src.errors import UserError, exits_on_user_error
+from src.runs.sweep import Run, collect_runs
+from src.runs.tables import csv_text, markdown_table
 from src.sweeps.report import study_section
 
 DEFAULT_METRICS = (
     "test/acc", "test/loss", "test/f1", "test/precision", "test/recall", "val/acc_best", "val/acc", "val/loss",
 )
-
-
-@dataclass
-class Run:
-    """One job of a sweep."""
-
-    job: str
-    path: Path
-    overrides: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    optimized_metric: str | None = None
-    optimized_mode: str = "max"
-    failed: bool = False
-    error: str | None = None  # the failed job's error (its failed.json)
-    wall_time_s: float | None = None  # from the run record
-    device: str | None = None
-
-    @property
-    def status(self) -> str:
-        if not self.failed:
-            return "ok"
-        return f"failed: {self.error}" if self.error else "failed (no metrics.json)"
-
-    def score(self) -> float | None:
-        value = self.metrics.get(self.optimized_metric) if self.optimized_metric else None
-        return None if value is None or math.isnan(value) else float(value)
-
-
-# --- collecting ---------------------------------------------------------------------------------
-def _job_key(path: Path) -> tuple[int, int | str]:
-    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
-
-
-def collect_runs(sweep_dir: str | Path) -> list[Run]:
-    """Every job folder of `sweep_dir` (a folder with `.hydra/overrides.yaml` or `metrics.json`)."""
-    root = Path(sweep_dir).expanduser()
-    require(root.is_dir(), f"there is no folder at {root}; pass a multirun folder, e.g. logs/train/multiruns/<stamp>.")
-    jobs = sorted((p for p in root.iterdir() if p.is_dir() and _is_job(p)), key=_job_key)
-    if not jobs and _is_job(root):  # a single run's folder
-        jobs = [root]
-    require(
-        bool(jobs),
-        f"{root} holds no runs (job folders with .hydra/overrides.yaml or metrics.json); pass a multirun "
-        "folder such as logs/train/multiruns/<stamp>.",
-    )
-    return [read_run(job) for job in jobs]
-
-
-def _is_job(path: Path) -> bool:
-    return any((path / name).is_file() for name in (".hydra/overrides.yaml", "metrics.json", "failed.json"))
-
-
-def read_run(job: Path) -> Run:
-    import yaml
-
-    run = Run(job=job.name, path=job)
-    overrides_file = job / ".hydra" / "overrides.yaml"
-    if overrides_file.is_file():
-        for item in yaml.safe_load(overrides_file.read_text()) or []:
-            key, _, value = str(item).partition("=")
-            run.overrides[key] = value
-    config_file = job / ".hydra" / "config.yaml"
-    config = {}
-    if config_file.is_file():
-        try:
-            config = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError:
-            config = {}
-    run.optimized_mode = str(config.get("optimized_mode") or "max").lower()
-    run.optimized_metric = config.get("optimized_metric")
-    try:
-        content = json.loads((job / "metrics.json").read_text())
-        run.metrics = {k: float(v) for k, v in (content.get("metrics") or {}).items()}
-        run.optimized_metric = content.get("optimized_metric") or run.optimized_metric
-        run.optimized_mode = str(content.get("optimized_mode") or run.optimized_mode).lower()
-        run.wall_time_s, run.device = content.get("wall_time_s"), content.get("device")
-    except (OSError, ValueError, TypeError, AttributeError):
-        run.failed = True
-        try:
-            error = json.loads((job / "failed.json").read_text()).get("error")
-            run.error = " ".join(str(error).split()) or None if error else None
-        except (OSError, ValueError, TypeError, AttributeError):
-            run.error = None
-    return run
 
 
 # --- ordering and table -------------------------------------------------------------------------
@@ -248,14 +165,10 @@ def build_group_table(groups: Sequence[Group], metrics: Sequence[str], precise: 
 
 def plot_groups(groups: Sequence[Group], metric: str, path: Path) -> None:
     """`metric` per group: the mean as a point with ± 1 std error bars, and the number of runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     shown = [(g, g.stats(metric)) for g in groups if g.stats(metric) is not None]
     labels = [", ".join(f"{k}={v}" for k, v in g.overrides.items()) or "all runs" for g, _ in shown]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(shown) + 2), 4.2))
+    fig = Figure(figsize=(max(5.0, 1.1 * len(shown) + 2), 4.2))
+    ax = fig.subplots()
     means, stds = [s[0] for _, s in shown], [s[1] for _, s in shown]
     ax.errorbar(range(len(shown)), means, yerr=stds, fmt="o", markersize=7, capsize=6, color="#4c72b0")
     for x, (mean, (_, stats)) in enumerate(zip(means, shown)):
@@ -271,17 +184,9 @@ def plot_groups(groups: Sequence[Group], metric: str, path: Path) -> None:
     ax.set_title(f"{metric} per group (repeats: seed / data.fold)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # --- writers ------------------------------------------------------------------------------------
-def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    escape = lambda cell: str(cell).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(escape, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report(sweep_dir: str | Path, wanted: Sequence[str] | None = None) -> str:
     """Build the report of `sweep_dir`, write report.md and report.csv into it, return the Markdown."""
     root = Path(sweep_dir).expanduser()
@@ -301,23 +206,19 @@ def report(sweep_dir: str | Path, wanted: Sequence[str] | None = None) -> str:
     groups = group_runs(runs)
     if groups is not None:
         header, rows = build_group_table(groups, columns)
-        lines += [f"## Groups: mean ± std over {' / '.join(REPEAT_KEYS)}", "", markdown(header, rows), "",
+        lines += [f"## Groups: mean ± std over {' / '.join(REPEAT_KEYS)}", "", markdown_table(header, rows), "",
                   "## Runs", ""]
         header, rows = build_group_table(groups, columns, precise=True)
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows([header, *rows])
-        (root / "report_groups.csv").write_text(buffer.getvalue())
+        (root / "report_groups.csv").write_text(csv_text(header, rows))
         if optimized:
             plot_groups(groups, optimized, root / "report_groups.png")
     header, rows = build_table(runs, columns)
-    text = "\n".join(lines) + markdown(header, rows) + "\n"
+    text = "\n".join(lines) + markdown_table(header, rows) + "\n"
     study = study_section(root)  # an Optuna search's folder: its trials, best trial(s), importances
     text += "\n" + study if study else ""
     (root / "report.md").write_text(text)
     header, rows = build_table(runs, columns, precise=True)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, *rows])
-    (root / "report.csv").write_text(buffer.getvalue())
+    (root / "report.csv").write_text(csv_text(header, rows))
     return text
 
 

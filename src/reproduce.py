@@ -24,27 +24,22 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+import src.config.resolvers  # noqa: F401  (registers ${len:...})
+from src.config.build import build_datamodule
+from src.config.names import CONF
 from src.errors import UserError, exits_on_user_error, require
+from src.runs.reproduction import Recipe, job_results, relative, results_page
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_OUTPUT = Path("docs") / "course_notes_results.md"
-
-
-@dataclass
-class Recipe:
-    """One experiment: its composed config, what the notes report, and whether its data is here."""
-
-    name: str
-    config: Any  # DictConfig composed with `experiment=<name>`
-    notes_result: dict[str, Any]
-    missing: str | None = None  # why it was not run (data missing), or None
-    job_dir: Path | None = None
-    results: dict[str, Any] = field(default_factory=dict)
 
 
 # --- which recipes ------------------------------------------------------------------------------
@@ -54,12 +49,6 @@ def experiment_names() -> list[str]:
 
 def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe]:
     """The recipes to run: `only`, or every experiment whose config has a `notes_result` block."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    import src.config.resolvers  # noqa: F401
-
     names = experiment_names()
     unknown = [n for n in only or [] if n not in names]
     require(not unknown, f"--only {' '.join(unknown)}: no such experiment; choose from {', '.join(names)}.")
@@ -83,10 +72,6 @@ def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe
 
 def data_problem(data_cfg: Any, cache: dict[str, str | None]) -> str | None:
     """None when the data module loads its files (without downloading), else what to do, in words."""
-    from omegaconf import OmegaConf
-
-    from src.config.build import build_datamodule
-
     plain = OmegaConf.to_container(data_cfg, resolve=True)
     key = json.dumps({k: plain.get(k) for k in ("_target_", "data_dir", "system_dir", "name")}, sort_keys=True)
     if key in cache:
@@ -109,18 +94,8 @@ def data_problem(data_cfg: Any, cache: dict[str, str | None]) -> str | None:
     return problem
 
 
-def relative(path: Path | str) -> str:
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(Path.cwd().resolve())) + "/"
-    except ValueError:
-        return str(path) + "/"
-
-
 # --- running ------------------------------------------------------------------------------------
 def device_description() -> str:
-    import torch
-
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
     threads = torch.get_num_threads()  # what each job uses too (same environment: OMP_NUM_THREADS)
@@ -145,154 +120,12 @@ def run_sweep(recipes: list[Recipe], sweep_dir: Path, max_epochs: int | None, ov
 
 def job_dirs(sweep_dir: Path) -> dict[str, Path]:
     """{experiment name: job folder} of a finished sweep, from each job's `.hydra/overrides.yaml`."""
-    from omegaconf import OmegaConf
-
     jobs = {}
     for overrides in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
         for item in OmegaConf.load(overrides):
             if str(item).startswith("experiment="):
                 jobs[str(item).split("=", 1)[1]] = overrides.parent.parent
     return jobs
-
-
-# --- results ------------------------------------------------------------------------------------
-def count_parameters(config: Any) -> int:
-    from omegaconf import OmegaConf
-
-    from src.models.classifier import build_net
-
-    net = build_net(OmegaConf.to_container(config.model.net, resolve=True))
-    return sum(p.numel() for p in net.parameters())
-
-
-def job_results(recipe: Recipe) -> dict[str, Any]:
-    """Metrics, epochs / steps, wall time and the notes_result block of a job folder."""
-    from omegaconf import OmegaConf
-
-    job = recipe.job_dir
-    out: dict[str, Any] = {}
-    if job is None:
-        return out
-    config = OmegaConf.load(job / ".hydra" / "config.yaml")
-    recipe.config = config
-    recipe.notes_result = OmegaConf.to_container(config.get("notes_result") or {}, resolve=True)
-    metrics_file, failed = job / "metrics.json", job / "failed.json"
-    if metrics_file.is_file():
-        record = json.loads(metrics_file.read_text())
-        out["metrics"] = record["metrics"]
-        # src.train records its device and wall time there; else: from the config's to the metrics' file time
-        started = (job / ".hydra" / "config.yaml").stat().st_mtime
-        out["wall_s"] = record.get("wall_time_s") or metrics_file.stat().st_mtime - started
-        out["device"] = record.get("device")
-    elif failed.is_file():
-        out["error"] = json.loads(failed.read_text()).get("error", "failed")
-    last = job / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        import torch  # loaded only for a job with a checkpoint: the entry point starts without torch or Lightning
-
-        from src.training.lightning_internals import epochs_trained
-
-        ckpt = torch.load(last, map_location="cpu", weights_only=True)
-        out["epochs"] = epochs_trained(ckpt)
-        out["steps"] = int(ckpt.get("global_step", 0))
-    return out
-
-
-def fmt(value: Any, metric: str) -> str:
-    if value is None:
-        return "—"
-    return f"{int(value):,}" if metric == "params" else f"{float(value):.4f}"
-
-
-def device_of(job_device: str | None, sweep_device: str) -> str:
-    """The job's own device ("cuda:0", "cpu") where it recorded one, named as the sweep's description
-    ("cuda (NVIDIA H100 ...)", "cpu (16 cores)") when they are the same kind."""
-    if not job_device or job_device.split(":")[0] == sweep_device.split(" ")[0]:
-        return sweep_device
-    return job_device
-
-
-def table_row(recipe: Recipe, device: str) -> dict[str, str]:
-    result = recipe.notes_result
-    metric = str(result.get("metric", "test/acc"))
-    value = result.get("value")
-    relation = str(result.get("relation") or "=")
-    res = recipe.results
-    if metric == "params":
-        ours: float | None = count_parameters(recipe.config)
-    else:
-        ours = (res.get("metrics") or {}).get(metric)
-    stand_in = result.get("stand_in")
-    if value is None or ours is None:
-        difference = "—"
-    elif stand_in:
-        difference = "n/a (stand-in)"
-    elif relation == "<=":
-        within = ours <= value + 1e-9
-        difference = f"within (≤ {fmt(value, metric)})" if within else f"above the bound by {ours - value:.4f}"
-    else:
-        difference = f"{int(ours - value):+,}" if metric == "params" else f"{ours - value:+.4f}"
-    data = str(recipe.config.data.get("name"))
-    status = []
-    if recipe.missing:
-        status.append(f"**not run: data missing**: {recipe.missing}, then "
-                      f"`python -m src.train experiment={recipe.name}` (with network access it downloads them itself)")
-    elif res.get("error"):
-        status.append(f"**failed**: {res['error']}")
-    elif recipe.job_dir is None:
-        status.append(f"**not run**: not in this sweep (`python -m src.reproduce --only {recipe.name}`)")
-    elif "metrics" not in res:
-        status.append(f"**no result**: see {relative(recipe.job_dir)}train.log")
-    if stand_in:
-        status.append(f"stand-in: {stand_in}")
-    if result.get("note"):
-        status.append(str(result["note"]))
-    ran = "metrics" in res
-    epochs = f"{res['epochs']:,} ({res['steps']:,} steps)" if ran and "epochs" in res else "—"
-    notes_value = fmt(value, metric) if value is None else f"{'≤ ' if relation == '<=' else ''}{fmt(value, metric)}"
-    return {
-        "notes": str(result.get("notes", "?")),
-        "experiment": f"`{recipe.name}`",
-        "metric": metric,
-        "notes' number": notes_value,
-        "ours": fmt(ours, metric),
-        "difference": difference,
-        "data": data + (" (stand-in)" if stand_in else ""),
-        "epochs": epochs,
-        "device": device_of(res.get("device"), device) if ran else "—",
-        "wall time": f"{res['wall_s']:.0f} s" if ran and "wall_s" in res else "—",
-        "status and notes": "; ".join(status),
-    }
-
-
-def markdown(recipes: list[Recipe], sweep_dir: Path | None, info: dict[str, Any]) -> str:
-    rows = [table_row(r, info.get("device", "?")) for r in recipes]
-    header = list(rows[0]) if rows else []
-    lines = [
-        "# The course notes' results, reproduced",
-        "",
-        f"Generated by `python -m src.reproduce` on {datetime.now().strftime('%Y-%m-%d %H:%M')}"
-        + (f" from the sweep `{relative(sweep_dir)}`" if sweep_dir else "") + ".",
-    ]
-    if info.get("command"):
-        lines.append(f"Jobs: `python {info['command']}`.")
-    if info.get("max_epochs") is not None:
-        lines.append(f"**Quick run: every recipe was cut to `trainer.max_epochs={info['max_epochs']}`**, so the "
-                     "numbers are not the course notes' full recipes.")
-    lines += [
-        "",
-        "`notes' number`: what the course notes report (`notes_result` in `conf/experiment/<experiment>.yaml`); "
-        "`ours`: the final test metric of the run (`metrics.json`; `params`: counted on the net the config builds); "
-        "`difference`: ours - notes'; `epochs`: trained epochs and optimizer steps (`last.ckpt`); `wall time`: the "
-        "job's, from its config to its metrics file. Stand-in rows run the notes' recipe on another data set and are "
-        "not comparable with the notes' number.",
-        "",
-    ]
-    if rows:
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        lines += ["| " + " | ".join(row[h].replace("|", "\\|") for h in header) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 # --- entry point --------------------------------------------------------------------------------
@@ -350,7 +183,7 @@ def reproduce(argv: list[str]) -> Path:
             recipe.missing = None
         recipe.results = job_results(recipe)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(markdown(recipes, sweep_dir, info))
+    args.output.write_text(results_page(recipes, sweep_dir, info))
     print(f"reproduce: wrote {args.output} ({len(recipes)} rows)", flush=True)
     return args.output
 

@@ -1,13 +1,10 @@
 """Every config choice composes, and the foundation's data x model pairs instantiate."""
 
-from pathlib import Path
-
 import pytest
 
 from src.config.build import build_datamodule, build_module, plain, resolve_precision
+from src.config.names import CONF
 from tests.own_data import own_data
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def choices(group: str) -> list[str]:

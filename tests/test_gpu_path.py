@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -15,11 +14,11 @@ import pytest
 import torch
 
 from src.callbacks.gpu_speedups import GPUSpeedups, is_compiled, strip_compile_prefix, to_channels_last_images
+from src.config.names import CONF
 from src.data.in_memory import Split, fits_on_device
 from src.data.random_images import UNIFORM_UINT8_STD, RandomImagesDataModule
 from src.models.classifier import ClassificationModule
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CL = torch.channels_last
 
 

@@ -57,7 +57,8 @@ def test_reproduce_runs_one_sweep_and_writes_the_table(cli):
 
 def test_report_rows_for_bounds_stand_ins_and_failures(tmp_path, monkeypatch):
     """The table logic on hand-made job results: a bound (XOR perceptron), a stand-in, a failed job."""
-    from src.reproduce import Recipe, compose_recipes, table_row
+    from src.reproduce import compose_recipes
+    from src.runs.reproduction import Recipe, table_row
 
     monkeypatch.chdir(tmp_path)
     recipes = {r.name: r for r in compose_recipes(["notes3_perceptron_xor", "notes1_cnn_fashion_mnist"], [])}

@@ -12,21 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+import src.config.resolvers  # noqa: F401  (registers ${len:...})
+from src.config.names import CONF
 
 
 def compose_run_config(overrides: Sequence[str], output_dir: str | Path, cwd: str | Path | None = None,
                        config_name: str = "train") -> DictConfig:
     """The resolved-on-access config of `config_name` with `overrides`, writing its run under `output_dir`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    import src.config.resolvers  # noqa: F401  (registers ${len:...})
-
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name, overrides=[*overrides, f"hydra.run.dir={output_dir}"], return_hydra_config=True)

@@ -16,6 +16,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, flag_override
 
+from src.config.names import override_key
+
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 
 
@@ -35,10 +37,6 @@ def quoted_override_value(value: str) -> str:
     """`value` as a quoted Hydra override value that parses back to exactly `value` (any path)."""
     value = re.sub(r"(\\+)('|$)", lambda m: m.group(1) * 2 + m.group(2), value)  # backslashes before a quote
     return "'" + value.replace("'", "\\'") + "'"
-
-
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def stop(message: str) -> None:

@@ -16,15 +16,15 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from hydra.utils import get_object
+
+from src.config.build import resolve_precision
+from src.config.names import BUILT_GROUPS, OPTIMIZER_OWN_KEYS, SCHEDULER_OWN_KEYS
 from src.errors import UserError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Keys read by the project's own code rather than passed to the target (see ClassificationModule).
-OWN_KEYS = {
-    "scheduler": {"interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor"},
-    "optimizer": {"decay_bias_and_norm"},
-}
-GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment")
+OWN_KEYS = {"scheduler": set(SCHEDULER_OWN_KEYS), "optimizer": set(OPTIMIZER_OWN_KEYS)}
 _MISSING = object()
 
 
@@ -32,11 +32,9 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     """Check every `_target_` node of the run's groups (a plain, resolved config), as it will be built."""
     trainer = cfg.get("trainer")
     if isinstance(trainer, Mapping) and trainer.get("precision") == "auto":  # the template's own value
-        from src.config.build import resolve_precision
-
         precision = resolve_precision(trainer.get("accelerator", "auto"), "auto")
         cfg = {**cfg, "trainer": {**trainer, "precision": precision}}
-    for group in GROUPS:
+    for group in BUILT_GROUPS:
         node = cfg.get(group)
         if node:
             _walk(node, group, OWN_KEYS.get(group, set()))
@@ -58,8 +56,6 @@ def _import_target(target_path: str) -> Any:
     """The class or function a `_target_` names. A name that does not exist is a spelling mistake in the
     config; a missing package that its module imports is a missing install; any other failure while
     importing its module is a fault in that code and keeps its own traceback."""
-    from hydra.utils import get_object
-
     try:
         return get_object(target_path)
     except (ImportError, ValueError) as exc:  # what Hydra's locate raises, the import's own failure as cause

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import rich
+import rich.syntax
+import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
 FIRST = ("data", "model", "optimizer", "scheduler", "callbacks", "logger", "trainer", "paths")
@@ -11,10 +14,6 @@ FIRST = ("data", "model", "optimizer", "scheduler", "callbacks", "logger", "trai
 
 def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> None:
     """Rich tree of the config, main groups first; also written to `save_to` as plain text."""
-    import rich
-    import rich.syntax
-    import rich.tree
-
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     keys = [k for k in FIRST if k in cfg] + [k for k in cfg if k not in FIRST]
     for key in keys:

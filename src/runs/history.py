@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 CURVES = ("train/loss", "val/loss", "train/acc", "val/acc")
 
 
@@ -46,7 +48,6 @@ def read_history(run_dir: str | Path, metrics: tuple[str, ...] = CURVES) -> Hist
 
 
 def _from_tensorboard(folder: Path, metrics: tuple[str, ...]) -> History:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     quiet = logging.getLogger("tensorboard")  # its reader logs every file switch and duplicate graph
     level = quiet.level

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.names import override_key
+
 CHOICE_GROUPS = ("model", "data", "optimizer", "scheduler", "augment", "trainer", "experiment")
 HYPERPARAMETERS = (
     "seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.momentum", "data.batch_size", "trainer.max_epochs",
@@ -48,8 +50,6 @@ def loggable(value: Any) -> Any:
 
 def hparams_for_logging(cfg: DictConfig, composition: dict[str, Any] | None = None) -> dict[str, Any]:
     """The choices worth comparing across runs, flat (see the module's docstring)."""
-    from src.runs.resume import override_key
-
     composition = composition or {}
     choices = composition.get("choices") or {}
     hp: dict[str, Any] = {group: str(choices[group]) for group in CHOICE_GROUPS

@@ -1,15 +1,92 @@
-"""What makes a run folder self-describing: code version, packages, device, time, configuration."""
+"""A run's record: its final metrics beside what is needed to understand and repeat them (code version,
+packages, device, time, configuration), written into its folder as `metrics.json`; a run that failed
+leaves `failed.json` with its error instead. `RunRecord.write` is the one writer and `read_record` the
+one reader of both files (reports, reproduction and resumption read them through it)."""
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 CODE_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "numpy")
+METRICS_FILE, FAILED_FILE = "metrics.json", "failed.json"
+
+
+@dataclass
+class RunRecord:
+    """What `metrics.json` (status "completed") or `failed.json` (status "failed", with `error`) holds;
+    `path` is the file it was read from (None before it is written)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    optimized_metric: str | None = None
+    optimized_mode: str | None = None
+    status: str = "completed"
+    error: str | None = None
+    overrides: list[str] | None = None
+    seed: int | None = None
+    device: str | None = None
+    host: str | None = None
+    wall_time_s: float | None = None
+    git: dict[str, Any] | None = None
+    versions: dict[str, str | None] | None = None
+    config: dict[str, Any] | None = None
+    ckpt_path: str | None = None  # an evaluation's record: the checkpoint it evaluated
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "completed"
+
+    def write(self, folder: str | Path) -> Path:
+        """`metrics.json` (replacing an earlier attempt's `failed.json`) or `failed.json` in `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        fields = {k: v for k, v in asdict(self).items() if v is not None and k != "path"}
+        self.path = folder / (METRICS_FILE if self.finished else FAILED_FILE)
+        self.path.write_text(json.dumps(fields, indent=2) + "\n")
+        if self.finished:
+            (folder / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's, now resumed to the end
+        return self.path
+
+
+def completed_record(metrics: dict[str, float], config: dict[str, Any], overrides: list[str], device: str,
+                     wall_time_s: float) -> RunRecord:
+    """The record of a run that finished with `metrics`, as composed from `config` and `overrides`."""
+    return RunRecord(
+        metrics=dict(metrics), optimized_metric=config.get("optimized_metric"),
+        optimized_mode=config.get("optimized_mode"), overrides=list(overrides), seed=config.get("seed"),
+        device=device, host=platform.node(), wall_time_s=round(wall_time_s, 3), git=git_state(),
+        versions=package_versions(), config=config,
+    )
+
+
+def failed_record(error: str) -> RunRecord:
+    return RunRecord(status="failed", error=error)
+
+
+def read_record(folder: str | Path) -> RunRecord | None:
+    """The record in a run folder: its `metrics.json` when readable, else its `failed.json`; None when
+    it has neither (a run still going, or killed), or only files cut short while they were written."""
+    for name in (METRICS_FILE, FAILED_FILE):
+        path = Path(folder) / name
+        try:
+            content = json.loads(path.read_text())
+            if name == METRICS_FILE and "metrics" not in content:
+                continue
+            content["metrics"] = {str(k): float(v) for k, v in (content.get("metrics") or {}).items()}
+            known = {k: v for k, v in content.items() if k in RunRecord.__dataclass_fields__ and k != "path"}
+            record = RunRecord(**known, path=path)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        if record.finished == (name == METRICS_FILE):
+            return record
+    return None
 
 
 def git_state(root: Path = CODE_ROOT) -> dict[str, Any]:
@@ -35,18 +112,3 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def run_record(config: dict, overrides: list[str], seed: int, device: str, wall_time_s: float) -> dict[str, Any]:
-    """Everything but the metrics; `src.report` reads it beside them from `metrics.json`."""
-    return {
-        "status": "completed",
-        "overrides": list(overrides),
-        "seed": seed,
-        "device": device,
-        "host": platform.node(),
-        "wall_time_s": round(wall_time_s, 3),
-        "git": git_state(),
-        "versions": package_versions(),
-        "config": config,
-    }

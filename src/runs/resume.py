@@ -10,6 +10,8 @@
 - `composition_of(cfg)` / `COMPOSITION_KEY`: the group choices and overrides a run was composed
   from, stored in its checkpoints so that a resumed run can be compared with the command that
   resumes it.
+- `read_resume_point(cfg)`: the checkpoint `ckpt_path` names, read once (memory-mapped) for its run
+  configuration, composition and step, before Lightning loads it whole to continue the run.
 - `finished_run(run_dir, overrides)` and `resumed_run_config(..., restarting=True)`: the same command
   started again in the folder of its earlier start (a requeued sweep job: its folder depends only
   on the sweep folder and the job number) does not train a finished run again, and continues an
@@ -18,26 +20,31 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.build import plain
+from src.config.names import CONFIG_GROUPS, override_key
 from src.errors import UserError, require
+from src.runs.checkpoint import load_checkpoint
+from src.runs.record import RunRecord, read_record
 
 COMPOSITION_KEY = "run_composition"  # checkpoint[...] = {"choices": {group: choice}, "overrides": [...]}
-# Groups (and list-valued groups Hydra does not list among its choices) besides those a command composes.
-GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment", "paths",
-          "experiment", "debug", "hydra", "hparams_search", "tuner")
 RESUMABLE = ("interrupted*.ckpt", "last*.ckpt")  # written by CheckpointOnInterrupt and ModelCheckpoint(save_last)
 
 
 # --- which checkpoint --------------------------------------------------------------------------------
 def is_complete(path: Path) -> bool:
     """Whether a checkpoint file is whole: torch's zip format ends with its directory, which a file cut
-    short by a crash (from before checkpoints were written atomically) lacks."""
+    short by a crash while it was written in place (not by `AtomicCheckpointIO`) lacks."""
     try:
         return path.is_file() and zipfile.is_zipfile(path)
     except OSError:
@@ -70,6 +77,33 @@ def resolve_resume_path(ckpt_path: Any, cfg: DictConfig) -> Path:
     return Path(str(ckpt_path)).expanduser()
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a run continues from, read once from its checkpoint (Lightning then loads it whole)."""
+
+    path: Path
+    run_config: dict[str, Any]  # the configuration the checkpoint's run was trained with
+    composition: dict[str, Any]  # its {"choices", "overrides"}, or {} when it records none
+    global_step: int | str  # the optimizer steps done ("unknown" when not recorded)
+
+
+def read_resume_point(cfg: DictConfig) -> ResumePoint | None:
+    """The checkpoint `cfg.ckpt_path` names, its tensors memory-mapped and left unread; None without one."""
+    if not cfg.get("ckpt_path"):
+        return None
+    path, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)), tensors_on_demand=True)
+    return ResumePoint(path, ckpt["run_config"], ckpt.get(COMPOSITION_KEY) or {}, ckpt.get("global_step", "unknown"))
+
+
+def checked_resume_point(cfg: DictConfig, run_config: dict[str, Any], point: ResumePoint | None) -> ResumePoint | None:
+    """`point` (read here when not given) once checked to build the same kind of model on the same data
+    set as `run_config`."""
+    point = point or read_resume_point(cfg)
+    if point is not None:
+        check_resumable(run_config, point.run_config, point.path)
+    return point
+
+
 # --- the same command started again in its own folder ------------------------------------------------------
 class AnotherRunInFolder(UserError):
     """The folder a command writes into holds a run of other overrides: nothing in it is touched."""
@@ -89,23 +123,18 @@ def refuse_another_run(run_dir: Path, recorded: list[str], overrides: list[str])
         )
 
 
-def finished_run(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
-    """The record (`metrics.json`) of the run `run_dir` holds, when it finished: the record is newer
-    than every checkpoint to resume there (a run continued later and interrupted again is not
-    finished). None when the folder holds no finished run; `AnotherRunInFolder` when it holds a
-    finished run of other overrides."""
-    record_file = Path(run_dir) / "metrics.json"
-    if not record_file.is_file():
+def finished_run(run_dir: str | Path, overrides: list[str]) -> RunRecord | None:
+    """The record of the run `run_dir` holds, when it finished: the record is newer than every
+    checkpoint to resume there (a run continued later and interrupted again is not finished). None
+    when the folder holds no finished run (an unreadable record is none); `AnotherRunInFolder` when
+    it holds a finished run of other overrides."""
+    record = read_record(run_dir)
+    if record is None or not record.finished:
         return None
     ckpt = checkpoint_to_resume(run_dir)
-    if ckpt is not None and ckpt.stat().st_mtime > record_file.stat().st_mtime:
+    if ckpt is not None and ckpt.stat().st_mtime > record.path.stat().st_mtime:
         return None
-    try:
-        record = json.loads(record_file.read_text())
-        record["metrics"] = {str(k): float(v) for k, v in record["metrics"].items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # an unreadable record (cut short while written): not taken as finished
-    refuse_another_run(Path(run_dir), list(record.get("overrides") or []), overrides)
+    refuse_another_run(Path(run_dir), list(record.overrides or []), overrides)
     return record
 
 
@@ -113,8 +142,6 @@ def finished_run(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | 
 def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
     """{"choices", "overrides"} of the Hydra job that composed `cfg`, or None when Hydra's run-time
     config describes another job (a config composed earlier in the same process) or none."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
@@ -129,10 +156,6 @@ def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
     return {"choices": choices, "overrides": [str(o) for o in hydra_cfg.overrides.task]}
 
 
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def merged_overrides(before: list[str], after: list[str]) -> list[str]:
     """The overrides of a run continued by a command: its own, then the command's (one per key, the
     command's winning); `ckpt_path` and Hydra's own settings are not part of a run's description."""
@@ -145,22 +168,19 @@ def merged_overrides(before: list[str], after: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def resumed_run_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any],
-                       restarting: bool = False) -> tuple[DictConfig, dict[str, Any] | None]:
+def resumed_run_config(cfg: DictConfig, overrides: list[str], choices: dict[str, Any], restarting: bool = False,
+                       point: ResumePoint | None = None) -> tuple[DictConfig, dict[str, Any] | None]:
     """(config to run, composition to record) for a command with `overrides` whose composition chose
     `choices`. Without `ckpt_path`: `cfg` as it is (and None). With it: the checkpoint's run
     configuration with this command's value overrides on top and its group overrides checked against
     the run's; `ckpt_path` set to the checkpoint file; the run's composition plus these overrides.
     `restarting`: the checkpoint was found in the folder this command writes into, so it must be
-    the checkpoint of this very command (`AnotherRunInFolder` otherwise)."""
-    from src.runs.checkpoint import load_checkpoint
-
-    ckpt_path = cfg.get("ckpt_path")
-    if not ckpt_path:
+    the checkpoint of this very command (`AnotherRunInFolder` otherwise). `point`: the checkpoint
+    already read (`read_resume_point(cfg)`), else it is read here."""
+    point = point or read_resume_point(cfg)
+    if point is None:
         return cfg, None
-    path, ckpt = load_checkpoint(str(resolve_resume_path(ckpt_path, cfg)), tensors_on_demand=True)
-    run_config = ckpt["run_config"]
-    recorded = ckpt.get(COMPOSITION_KEY) or {}
+    path, run_config, recorded = point.path, point.run_config, point.composition
     if restarting:
         refuse_another_run(path.parent.parent, list(recorded.get("overrides") or []), overrides)
     resumed = OmegaConf.create(run_config)
@@ -168,7 +188,7 @@ def resumed_run_config(cfg: DictConfig, overrides: list[str], choices: dict[str,
         key = override_key(override)
         if key == "ckpt_path" or key.startswith(("hydra.", "hydra/")):
             continue  # Hydra's own settings (e.g. the run folder of a DDP worker) describe this process only
-        if key in GROUPS or "/" in key or key in choices:
+        if key in CONFIG_GROUPS or "/" in key or key in choices:
             same = same_group_choice(key, override, cfg, choices, run_config, recorded)
             if not same:
                 raise UserError(
@@ -197,8 +217,6 @@ def same_group_choice(key: str, override: str, cfg: DictConfig, choices: dict[st
     if earlier:
         return normalised(earlier[-1]) == normalised(override)
     if key in run_config and key in cfg:
-        from src.config.build import plain
-
         return plain(cfg[key]) == run_config[key]
     return False
 
@@ -243,8 +261,6 @@ def check_resumable(cfg: dict[str, Any], run_config: dict[str, Any], path: Path)
 def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
     """Lightning's CSV logger deletes the `metrics.csv` it finds in its folder; a resumed run moves the
     one of the run so far aside (`metrics_before_resume_<step>.csv`) so that no logged row is lost."""
-    from lightning.pytorch.loggers import CSVLogger
-
     kept = []
     for logger in loggers:
         if isinstance(logger, CSVLogger):
@@ -252,3 +268,18 @@ def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
             if metrics.is_file():
                 kept.append(metrics.replace(metrics.with_name(f"metrics_before_resume_{step}.csv")))
     return kept
+
+
+@contextmanager
+def weights_must_fit(resumed_from: Path | None) -> Iterator[None]:
+    """Fitting from `resumed_from`: weights that do not fit the model end in one sentence. (torch raises
+    a plain RuntimeError for them, told apart only by its message.)"""
+    try:
+        yield
+    except RuntimeError as exc:
+        if resumed_from and "Error(s) in loading state_dict" in str(exc):
+            raise UserError(
+                f"the weights in {resumed_from} do not fit this model (its layers differ from the run's); "
+                "resume with the run's own model settings, or start a new run without ckpt_path."
+            ) from exc
+        raise

@@ -1,10 +1,8 @@
-"""Final metrics of a run: one line on the console, `metrics.json` in the run folder."""
+"""Final metrics of a run: plain floats, and one line on the console."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 ORDER = ("acc", "loss", "f1", "precision", "recall")
@@ -27,7 +25,3 @@ def one_line(metrics: Mapping[str, float], prefix: str = "test/") -> str:
     names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     return f"{prefix.rstrip('/')}: " + " ".join(f"{n}={metrics[prefix + n]:.4f}" for n in names)
 
-
-def write_metrics(path: str | Path, metrics: Mapping[str, float], **extra: Any) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({"metrics": dict(metrics), **extra}, indent=2) + "\n")

@@ -15,16 +15,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import netrc
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import OmegaConf
+
 from src.errors import UserError
+from src.runs.hparams import final_metrics_for_logging
 
 RUN_IDS_FILE = "tracker_runs.json"  # {"mlflow": run id, "wandb": run id} of a run folder
 EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}  # tracker: (module, pyproject extra)
@@ -39,10 +50,6 @@ def run_identity() -> dict[str, Any]:
     """{"name", "group", "tags"} of the Hydra job running now: a sweep job is named
     `<sweep folder name>/<job number>` and grouped by its sweep folder's name; a single run is named
     after its folder and has no group. Tags: the run folder, and the sweep and job number."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None) if hydra_cfg else None
     if output_dir is None:  # no job (e.g. `--cfg job` prints the config before any is set up)
@@ -73,15 +80,12 @@ def wandb_offline() -> bool:
 # --- building ------------------------------------------------------------------------------------------
 def tracker_of(target: type) -> str | None:
     """"mlflow" or "wandb" for Lightning's MLflow and W&B loggers (and their subclasses), else None."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
-
     if issubclass(target, MLFlowLogger):
         return "mlflow"
     return "wandb" if issubclass(target, WandbLogger) else None
 
 
 def require_installed(tracker: str) -> None:
-    import importlib.util
 
     module, extra = EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
@@ -91,8 +95,6 @@ def require_installed(tracker: str) -> None:
 
 def check_trackers_installed(group: Any) -> None:
     """Before anything runs: every tracker the logger group names is installed."""
-    from hydra.utils import get_class
-
     for node in (group or {}).values():
         if node is not None and "_target_" in node and (tracker := tracker_of(get_class(node["_target_"]))):
             require_installed(tracker)
@@ -116,9 +118,6 @@ def record_id(run_dir: Path, tracker: str, run_id: str) -> None:
 def build_loggers(group: Any, run_dir: str | Path) -> list[Any]:
     """Instantiate every entry of the logger group (`null` entries are switched off); MLflow and W&B
     loggers continue the tracker run of an earlier start of `run_dir` (see the module's docstring)."""
-    from hydra.utils import get_class, instantiate
-    from lightning.pytorch.utilities import rank_zero_only
-
     run_dir, main_process = Path(run_dir), rank_zero_only.rank == 0
     loggers = []
     for node in (group or {}).values():
@@ -154,8 +153,6 @@ def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
     """The run's parameters, at its start, to every logger but TensorBoard (whose HPARAMS table needs
     the final metrics: `log_hparams_table`). MLflow keeps a parameter's first value: a resumed run
     that changed one says so, and the rest are logged."""
-    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
-
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
             log_mlflow_params(logger, params)
@@ -164,7 +161,6 @@ def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
 
 
 def log_mlflow_params(logger: Any, params: dict[str, Any]) -> None:
-    from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank != 0:
         return
@@ -180,10 +176,6 @@ def log_mlflow_params(logger: Any, params: dict[str, Any]) -> None:
 
 def log_hparams_table(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
     """TensorBoard's HPARAMS: the run's parameters beside its final metrics (`hp/...`)."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from src.runs.hparams import final_metrics_for_logging
-
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=final_metrics_for_logging(metrics))
@@ -191,16 +183,12 @@ def log_hparams_table(loggers: list[Any], params: dict[str, Any], metrics: dict[
 
 def image_loggers(loggers: list[Any]) -> list[Any]:
     """The loggers that take images: TensorBoard (a SummaryWriter's IMAGES), MLflow (artifacts), W&B (media)."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
-
     return [logger for logger in loggers if isinstance(logger, (MLFlowLogger, WandbLogger))
             or callable(getattr(type(getattr(logger, "experiment", None)), "add_image", None))]
 
 
 def log_image(logger: Any, tag: str, image: Any, step: int) -> None:
     """An (H, W, 3) uint8 image: TensorBoard tag `tag`, MLflow artifact `<tag>_step<step>.png`, W&B media `tag`."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
-
     if isinstance(logger, MLFlowLogger):
         logger.experiment.log_image(logger.run_id, image, artifact_file=f"{tag}_step{step:06d}.png")
     elif isinstance(logger, WandbLogger):
@@ -215,3 +203,14 @@ def finish_trackers(failed: bool = False) -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish(exit_code=1 if failed else 0)
+
+
+@contextmanager
+def end_with_job() -> Iterator[None]:
+    """The W&B run of this job ends with the block: marked failed when it raises."""
+    try:
+        yield
+    except BaseException:
+        finish_trackers(failed=True)
+        raise
+    finish_trackers()

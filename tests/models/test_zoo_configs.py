@@ -4,18 +4,16 @@ the image experiments carry the course notes' recipes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra.utils
 import pytest
 import torch
 
 from src.config.build import build_module, plain
+from src.config.names import CONF
 from src.errors import UserError
 from src.models.googlenet_module import GoogLeNetModule
 from src.models.nets.googlenet import GoogLeNetOutputs
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 ZOO = [
     "lenet", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet", "resnet", "resnet18", "resnet34",
     "resnet50", "resnet101", "notes0_cnn", "notes1_mnist_cnn", "notes2_simple_cnn", "notes4_dropout_cnn",
