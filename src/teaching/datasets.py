@@ -10,12 +10,12 @@ composed through its defaults list, so the keys it shares with `conf/data/base/`
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-DATA_DIR = CONF_DIR / "data"
+from src.config.names import CONF
+
+DATA_DIR = CONF / "data"
 
 # name: (data set, train, test, per class in train / test or None when the classes are not balanced)
 OFFICIAL_SIZES: dict[str, tuple[str, int, int, tuple[int, int] | None]] = {
@@ -40,7 +40,7 @@ def _composed_data_configs(names: list[str]) -> dict[str, dict]:
 
     if GlobalHydra.instance().is_initialized():  # `python -m src.visualize`: its search path is conf/
         return each()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return each()
 
 

@@ -4,11 +4,11 @@ process, with a course-notes recipe's own settings (`conf/experiment/<name>.yaml
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from src.config.names import CONF
 from src.errors import UserError
 
 
@@ -56,8 +56,7 @@ def recipe_config(experiment: str):
     overrides = [f"experiment={experiment}"]
     if GlobalHydra.instance().is_initialized():
         return compose(config_name="train", overrides=overrides)
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
