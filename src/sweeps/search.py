@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 from hydra.core.utils import JobStatus
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
@@ -115,7 +115,11 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
     """Check the settings, open (or create) the study; nothing is launched yet."""
     sweep_dir = Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")  # src.report finds the study through it
+    url = storage_url(settings.get("storage"), sweep_dir)
+    if settings.get("storage"):  # as an absolute path: src.report finds the study through multirun.yaml
+        with open_dict(config), flag_override(config, "readonly", False):
+            config.hydra.sweeper.storage = url
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
     space, fixed = search_space(settings.get("params"), arguments)
     require(space, "there is nothing to search: give hydra.sweeper.params (e.g. optimizer.lr: "
                    "tag(log, interval(0.0001, 0.1))) or a search expression on the command line.")
@@ -128,7 +132,6 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
     sampler_setting = settings.get("sampler")
     sampler = make_sampler(OmegaConf.to_container(sampler_setting) if isinstance(sampler_setting, DictConfig)
                            else sampler_setting, settings.get("seed"))
-    url = storage_url(settings.get("storage"), sweep_dir)
     storage = open_storage(url, settings.get("heartbeat_s"))
     study = open_study(storage, settings.study_name, url, directions, sampler, pruner, space)
     study.set_user_attr("metrics", list(metrics))

@@ -49,8 +49,15 @@ SAMPLERS = {
 
 
 def storage_url(setting: str | None, sweep_dir: str | Path) -> str:
-    """The storage a search uses: `setting`, or the SQLite file in the sweep folder."""
-    return setting or f"sqlite:///{Path(sweep_dir).absolute() / DEFAULT_FILE}"
+    """The storage a search uses: `setting` (a relative SQLite or journal path made absolute, so every job
+    and `src.report` find it from any folder), or the SQLite file in the sweep folder."""
+    if not setting:
+        return f"sqlite:///{Path(sweep_dir).absolute() / DEFAULT_FILE}"
+    for prefix in ("sqlite:///", "journal:"):
+        path = setting.removeprefix(prefix)
+        if setting.startswith(prefix) and path and not Path(path).expanduser().is_absolute():
+            return prefix + str(Path(path).absolute())
+    return setting
 
 
 def shown(url: str) -> str:
