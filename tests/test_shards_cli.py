@@ -6,6 +6,7 @@ each bad input ends in one sentence."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections import Counter
@@ -63,10 +64,13 @@ def fashion_shards(fashion):
     return fashion / "shards"
 
 
-def metrics_of(result) -> dict:
+def newest_run(result) -> Path:
     runs = [r for r in result.run_dirs() if (r / "metrics.json").is_file()]
-    newest = max(runs, key=lambda r: (r / "metrics.json").stat().st_mtime)
-    return json.loads((newest / "metrics.json").read_text())["metrics"]
+    return max(runs, key=lambda r: (r / "metrics.json").stat().st_mtime)
+
+
+def metrics_of(result) -> dict:
+    return json.loads((newest_run(result) / "metrics.json").read_text())["metrics"]
 
 
 @needs_fashion_mnist
@@ -81,6 +85,14 @@ def test_shards_train_to_the_image_folders_accuracy_and_keep_its_class_names(fas
     expected, got = metrics_of(folder), metrics_of(shards)
     assert got["test/acc"] == pytest.approx(expected["test/acc"], abs=0.01)
     assert got["test/loss"] == pytest.approx(expected["test/loss"], abs=1e-3)
+
+    run = newest_run(shards)
+    report = cli_at("src.eval", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")  # class and file names kept
+    assert report.returncode == 0, report.output[-3000:]
+    (table,) = run.glob("eval/*/predictions.csv")
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 40 and all(r["sample"].endswith(".png") and r["true"][0] == r["sample"][0] for r in rows)
+    assert {r["true"] for r in rows} <= set(meta["class_names"])
 
     again = cli_at("src.shard", *FOLDER, "output=shards")  # the same data set again: nothing to do
     assert again.returncode == 0 and "already holds these shards" in again.stdout, again.output[-2000:]
@@ -167,3 +179,33 @@ def test_bad_inputs_end_in_one_sentence(fashion_shards, cli_in_process, tmp_path
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     one_sentence(cli_in_process("src.train", *train, "data.root=s3://bucket/shards"),
                  "cannot reach the object store holding s3://bucket/shards/shards.json")
+
+
+@needs_fashion_mnist
+def test_shards_uploaded_to_an_s3_server_train_and_cache_their_chunks(fashion_shards, cli_at, cli_in_process,
+                                                                       tmp_path, monkeypatch):
+    from tests.s3_server import s3_server
+
+    with s3_server(tmp_path) as env:
+        if isinstance(env, str):
+            pytest.skip(env)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        import boto3
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="data")
+        for path in fashion_shards.rglob("*"):
+            if path.is_file():
+                client.upload_file(str(path), "data", f"fashion/{path.relative_to(fashion_shards).as_posix()}")
+        cache = tmp_path / "cache"
+        result = cli_at("src.train", "data=shards", "data.root=s3://data/fashion", "data.num_workers=0",
+                        f"data.cache_dir={cache}", *FULL_BATCH)
+        assert result.returncode == 0, result.output[-3000:]
+        local = cli_at("src.train", "data=shards", "data.root=shards", "data.num_workers=0", *FULL_BATCH)
+        assert metrics_of(result)["test/acc"] == metrics_of(local)["test/acc"]
+        assert len(list(cache.rglob("chunk-*.bin"))) >= 3  # a chunk of every split, cached
+        one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/fashion", "train=false",
+                                    "test=false", "data.max_cache_size=1KB"), "is smaller than one chunk")
+        one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/elsewhere", "train=false"),
+                     "holds no image shards")

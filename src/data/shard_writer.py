@@ -33,9 +33,9 @@ BLOCK = 256  # samples per work item handed to a writing process
 class SplitSamples:
     """The samples of one split for `litdata.optimize`: a work item is a range of positions in the split."""
 
-    def __init__(self, images: np.ndarray | None, paths: list[str] | None, targets: np.ndarray, channels: int,
-                 size: tuple[int, int], image_format: str, jpeg_quality: int) -> None:
-        self.images, self.paths, self.targets = images, paths, targets
+    def __init__(self, images: np.ndarray | None, paths: list[str] | None, targets: np.ndarray, names: list[str],
+                 channels: int, size: tuple[int, int], image_format: str, jpeg_quality: int) -> None:
+        self.images, self.paths, self.targets, self.names = images, paths, targets, names
         self.channels, self.size = channels, size
         self.image_format, self.jpeg_quality = image_format, jpeg_quality
 
@@ -48,7 +48,7 @@ class SplitSamples:
 
     def __call__(self, block: tuple[int, int]) -> Iterator[dict[str, Any]]:
         for i in range(*block):
-            yield {"index": i, "label": int(self.targets[i]),
+            yield {"index": i, "label": int(self.targets[i]), "name": self.names[i],
                    "image": fmt.encode_image(self.image(i), self.image_format, self.jpeg_quality)}
 
 
@@ -74,13 +74,14 @@ def split_samples(datamodule: Any, split: Any, image_format: str, jpeg_quality: 
     """A split's images from memory (decoded uint8) or, for a folder read per sample, from its files."""
     channels, height, width = (int(d) for d in datamodule.input_shape)
     targets = split.targets.cpu().numpy()
+    names = [str(n) for n in split.names] if split.names is not None else [str(i) for i in range(len(split))]
     if getattr(datamodule, "file_backed", False):  # data.loader=dataloader: positions in the folder's listing
         paths = [datamodule.paths[int(i)] for i in split.inputs.tolist()]
-        return SplitSamples(None, paths, targets, channels, (height, width), image_format, jpeg_quality)
+        return SplitSamples(None, paths, targets, names, channels, (height, width), image_format, jpeg_quality)
     images = datamodule.display_inputs(split, torch.arange(len(split))).cpu()
     require(images.dtype == torch.uint8 and images.dim() == 4,
             f"the {datamodule.name} data set does not hold images (uint8 (N, C, H, W)); src.shard writes image sets.")
-    return SplitSamples(images.numpy(), None, targets, channels, (height, width), image_format, jpeg_quality)
+    return SplitSamples(images.numpy(), None, targets, names, channels, (height, width), image_format, jpeg_quality)
 
 
 def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_format: str = "png",

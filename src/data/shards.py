@@ -29,6 +29,7 @@ from litdata import StreamingDataLoader, StreamingDataset
 from src.data import shard_format as fmt
 from src.data.batch_transforms import Compose, Normalize
 from src.data.image_file_dataset import SampleAugment, check_sample_augment
+from src.data.in_memory import Split
 from src.data.shard_writer import chunk_limit_bytes
 from src.errors import require
 
@@ -38,14 +39,16 @@ class ShardImages(StreamingDataset):
 
     def __init__(self, input_dir: str, image_format: str, channels: int,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None, augment: SampleAugment | None = None,
-                 **kwargs: Any) -> None:
+                 raw: bool = False, **kwargs: Any) -> None:
         super().__init__(input_dir, **kwargs)
         self.image_format, self.channels = image_format, channels
-        self.image_transform, self.augment = transform, augment
+        self.image_transform, self.augment, self.raw = transform, augment, raw
 
-    def __getitem__(self, index: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: Any) -> tuple[torch.Tensor, ...]:
         sample = super().__getitem__(index)
         x = fmt.decode_image(sample["image"], self.image_format, self.channels)
+        if self.raw:  # as stored, with the sample's name (eval's reports)
+            return x, torch.tensor(int(sample["label"])), sample["name"]
         if self.augment is not None:
             x = self.augment.transform_image(x)
         x = self.image_transform(x.unsqueeze(0)).squeeze(0) if self.image_transform is not None else x.float()
@@ -124,18 +127,19 @@ class ShardsDataModule(L.LightningDataModule):
         self.augment = {key: spec for key, spec in (augment or {}).items() if spec}
         self.transform = Normalize(**self.meta["normalize"]) if self.meta.get("normalize") else None
         self.datasets: dict[str, ShardImages] = {}
+        self._test_split: Split | None = None
+        if fmt.is_remote(self.root):  # local shards are read in place, remote chunks pass through the cache
+            indexes = [fmt.read_json(fmt.join(self.root, split, "index.json")) or {} for split in fmt.SPLITS]
+            largest = max((chunk["chunk_bytes"] for index in indexes for chunk in index.get("chunks", [])), default=0)
+            require(self.max_cache_bytes >= largest,
+                    f"data.max_cache_size={max_cache_size} is smaller than one chunk of the shards in {self.root} "
+                    f"({largest / 1e6:.1f} MB); raise it, or write the shards with a smaller chunk_bytes.")
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         from hydra.utils import instantiate
 
-        largest = max(c["chunk_bytes"] for split in fmt.SPLITS
-                      for c in (fmt.read_json(fmt.join(self.root, split, "index.json")) or {"chunks": [{
-                          "chunk_bytes": 0}]})["chunks"])
-        require(not fmt.is_remote(self.root) or self.max_cache_bytes >= largest,
-                f"data.max_cache_size={self.max_cache_size} is smaller than one chunk of the shards in {self.root} "
-                f"({largest / 1e6:.1f} MB); raise it, or write the shards with a smaller chunk_bytes.")
         channels, height, width = self.input_shape
         wanted = any(self.sample_augment_args)
         augment = SampleAugment(channels, (height, width), *self.sample_augment_args) if wanted else None
@@ -158,11 +162,14 @@ class ShardsDataModule(L.LightningDataModule):
         base = Path(self.cache_dir).expanduser() if self.cache_dir else Path.home() / ".cache" / "shards"
         return str(base / hashlib.sha1(self.root.encode()).hexdigest()[:12] / split)
 
-    def _loader(self, split: str) -> EpochStreamingDataLoader:
+    def _workers(self) -> int:
         from src.data.sample_loader import default_num_workers
 
+        return default_num_workers() if self.num_workers is None else self.num_workers
+
+    def _loader(self, split: str) -> EpochStreamingDataLoader:
         require(bool(self.datasets), f"{type(self).__name__}.setup() must run before its loaders are asked for")
-        workers = default_num_workers() if self.num_workers is None else self.num_workers
+        workers = self._workers()
         return EpochStreamingDataLoader(
             self.datasets[split], batch_size=self.batch_size, num_workers=workers,
             pin_memory=torch.cuda.is_available() if self.pin_memory is None else self.pin_memory,
@@ -180,6 +187,23 @@ class ShardsDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> StreamingDataLoader:
         return self._loader("test")
+
+    @property
+    def test_split(self) -> Split:
+        """The test split as src.eval's reports list it (predictions.csv, top losses): the stored images, labels
+        and names (an image folder's file names), in the order the test loader serves them. Read once, when asked."""
+        if self._test_split is None:
+            channels = self.input_shape[0]
+            raw = ShardImages(fmt.join(self.root, "test"), self.meta["image_format"], channels, None, raw=True,
+                              cache_dir=self._cache("test"), max_cache_size=self.max_cache_size)
+            batches = list(EpochStreamingDataLoader(raw, batch_size=self.batch_size, num_workers=self._workers()))
+            images, labels, names = zip(*batches)
+            self._test_split = Split(torch.cat(images), torch.cat(labels), [n for part in names for n in part])
+        return self._test_split
+
+    def display_inputs(self, split: Split, index: torch.Tensor) -> torch.Tensor:
+        """The stored uint8 images of `split` at `index` (figures)."""
+        return split.inputs[index.cpu()]
 
     def state_dict(self) -> dict[str, Any]:
         """Class names and normalisation, stored in checkpoints for src.predict and src.export."""
