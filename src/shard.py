@@ -20,6 +20,7 @@ SERVING_KEYS = ("batch_size", "loader", "num_workers", "pin_memory", "device", "
 
 
 def shard(cfg: DictConfig) -> dict:
+    # Imported here, as in the other entry points: --help and config errors answer without loading torch.
     from src.config import build
     from src.data.shard_writer import write_shards
 

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
 import numpy as np
 import torch
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from torchvision.io import ImageReadMode, decode_image, encode_jpeg, encode_png
 
 from src.errors import UserError
 
@@ -34,8 +37,6 @@ CREDENTIALS_HELP = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PRO
 # --- images ---------------------------------------------------------------------------------------
 def encode_image(image: np.ndarray, image_format: str, jpeg_quality: int = 90) -> bytes | np.ndarray:
     """uint8 (C, H, W) as stored in a chunk: PNG or JPEG bytes, or the array itself (raw)."""
-    from torchvision.io import encode_jpeg, encode_png
-
     if image_format == "raw":
         return np.ascontiguousarray(image, dtype=np.uint8)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.uint8))
@@ -43,10 +44,8 @@ def encode_image(image: np.ndarray, image_format: str, jpeg_quality: int = 90) -
     return data.numpy().tobytes()
 
 
-def decode_image(value: bytes | np.ndarray, image_format: str, channels: int) -> torch.Tensor:
+def decode_stored_image(value: bytes | np.ndarray, image_format: str, channels: int) -> torch.Tensor:
     """A stored image back as uint8 (C, H, W)."""
-    from torchvision.io import ImageReadMode, decode_image
-
     if image_format == "raw":
         return torch.from_numpy(np.array(value, dtype=np.uint8, copy=True))
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
@@ -67,15 +66,11 @@ def _s3(url: str) -> tuple[Any, str, str]:
     if parsed.scheme != "s3":
         raise UserError(f"{url}: shards are read from a local folder or an s3:// URL, not {parsed.scheme}://; copy "
                         "them to one of those.")
-    import boto3
-
     return boto3.client("s3"), parsed.netloc, parsed.path.lstrip("/")
 
 
 def _s3_error(exc: Exception, url: str) -> UserError:
     """One sentence for what boto3 raised reaching `url`."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
     if isinstance(exc, NoCredentialsError):
         return UserError(f"no credentials to read {url}: {CREDENTIALS_HELP}.")
     if isinstance(exc, EndpointConnectionError):
@@ -98,8 +93,6 @@ def read_json(url: str) -> dict[str, Any] | None:
         path = Path(url).expanduser()
         return json.loads(path.read_text()) if path.is_file() else None
     client, bucket, key = _s3(url)
-    from botocore.exceptions import ClientError
-
     try:
         return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as exc:

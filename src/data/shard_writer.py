@@ -21,8 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from litdata import optimize
 
 from src.data import shard_format as fmt
+from src.data.image_files import read_image
+from src.data.sample_loader import usable_cores
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,6 @@ class SplitSamples:
     def image(self, i: int) -> np.ndarray:
         if self.images is not None:
             return self.images[i]
-        from src.data.image_files import read_image
-
         return read_image(self.paths[i], self.channels, self.size)
 
     def __call__(self, block: tuple[int, int]) -> Iterator[dict[str, Any]]:
@@ -88,8 +89,6 @@ def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_for
                  jpeg_quality: int = 90, workers: int | None = None, chunk_bytes: str = "64MB") -> dict[str, Any]:
     """Write every split of `datamodule` to `output`; return the data set's description (shards.json).
     `source` (the data config that carves the splits) identifies the data set in the output."""
-    from litdata import optimize
-
     require(image_format in fmt.IMAGE_FORMATS,
             f"image_format must be one of {', '.join(fmt.IMAGE_FORMATS)}, got {image_format!r}.")
     require(isinstance(jpeg_quality, int) and 1 <= jpeg_quality <= 100,
@@ -106,8 +105,6 @@ def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_for
     datamodule.setup("fit")
     require(len(datamodule.input_shape) == 3, f"the {datamodule.name} data set does not hold images "
                                               "(input_shape [C, H, W]); src.shard writes image sets.")
-    from src.data.sample_loader import usable_cores
-
     workers = workers or usable_cores()
     counts = {}
     for name in fmt.SPLITS:

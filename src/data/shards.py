@@ -24,12 +24,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 from litdata import StreamingDataLoader, StreamingDataset
 
 from src.data import shard_format as fmt
 from src.data.batch_transforms import Compose, Normalize
 from src.data.image_file_dataset import SampleAugment, check_sample_augment
 from src.data.in_memory import Split
+from src.data.sample_loader import default_num_workers
 from src.data.shard_writer import chunk_limit_bytes
 from src.errors import require
 
@@ -46,7 +48,7 @@ class ShardImages(StreamingDataset):
 
     def __getitem__(self, index: Any) -> tuple[torch.Tensor, ...]:
         sample = super().__getitem__(index)
-        x = fmt.decode_image(sample["image"], self.image_format, self.channels)
+        x = fmt.decode_stored_image(sample["image"], self.image_format, self.channels)
         if self.raw:  # as stored, with the sample's name (eval's reports)
             return x, torch.tensor(int(sample["label"])), sample["name"]
         if self.augment is not None:
@@ -138,8 +140,6 @@ class ShardsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        from hydra.utils import instantiate
-
         channels, height, width = self.input_shape
         wanted = any(self.sample_augment_args)
         augment = SampleAugment(channels, (height, width), *self.sample_augment_args) if wanted else None
@@ -163,8 +163,6 @@ class ShardsDataModule(L.LightningDataModule):
         return str(base / hashlib.sha1(self.root.encode()).hexdigest()[:12] / split)
 
     def _workers(self) -> int:
-        from src.data.sample_loader import default_num_workers
-
         return default_num_workers() if self.num_workers is None else self.num_workers
 
     def _loader(self, split: str) -> EpochStreamingDataLoader:
