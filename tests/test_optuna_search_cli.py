@@ -242,3 +242,25 @@ def test_two_sweep_processes_share_one_study_in_postgresql(postgres_url, cli, tm
     report = cli("src.report", str(other / "logs/train/multiruns/digits_mlp"))
     assert report.returncode == 0, report.output[-2000:]
     assert "4 trials (4 complete)" in report.stdout and all(f"| {n} | complete |" in report.stdout for n in range(4))
+
+
+@pytest.mark.parametrize("search", sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml")))
+def test_every_hparams_search_config_uses_the_optuna_sweeper_and_reads(search):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from src.sweeps.space import search_space
+    from src.sweeps.study import make_pruner, make_sampler
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.classify_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"].endswith("/${hydra.sweeper.study_name}")
+    space, fixed = search_space(sweeper.params, [])
+    assert "optimizer.lr" in space and not fixed
+    assert type(make_sampler(OmegaConf.to_container(sweeper.sampler), sweeper.seed)).__name__ == "TPESampler"
+    assert type(make_pruner(sweeper.pruner, sweeper.pruner_args)).__name__ == "MedianPruner"

@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
-from src.sweeps.study import make_pruner, open_storage, trial_of
+from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, trial_of
 
 
 class OptunaTrial(L.Callback):
@@ -56,7 +56,7 @@ class OptunaTrial(L.Callback):
         message = f"pruned at epoch {epochs}: {self.monitor}={float(value):.4f}"
         folder = Path(trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pruned.json").write_text(json.dumps(
+        (folder / PRUNED_FILE).write_text(json.dumps(
             {"status": "pruned", "epoch": epochs, "monitor": self.monitor, "value": float(value), "message": message},
             indent=2) + "\n")
         print(f"Trial {self.number} {message}; the job stops here.", flush=True)

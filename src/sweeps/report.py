@@ -13,7 +13,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from src.sweeps.study import open_storage, storage_url
+from src.sweeps.study import PRUNED_FILE, open_storage, storage_url
 
 SWEEPER = "hydra_plugins.classify_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
@@ -31,7 +31,7 @@ def load_search(sweep_dir: Path) -> optuna.Study | None:
 
 
 def _note(trial: FrozenTrial, sweep_dir: Path) -> str:
-    pruned = sweep_dir / str(trial.number) / "pruned.json"
+    pruned = sweep_dir / str(trial.number) / PRUNED_FILE
     if trial.state == TrialState.PRUNED:
         if pruned.is_file():
             return json.loads(pruned.read_text())["message"]

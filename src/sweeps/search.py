@@ -11,7 +11,6 @@ trial and stops when the pruner says so (src/callbacks/optuna_trial.py); it lear
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -29,8 +28,9 @@ from optuna.trial import TrialState
 
 from src.config.hydra_callbacks import quoted_override_value
 from src.errors import UserError, require
+from src.runs.record import RunRecord, read_record
 from src.sweeps.space import search_space, trial_overrides
-from src.sweeps.study import make_pruner, make_sampler, open_storage, open_study, shown, storage_url
+from src.sweeps.study import PRUNED_FILE, make_pruner, make_sampler, open_storage, open_study, shown, storage_url
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # a WAITING one is asked for next
@@ -51,25 +51,15 @@ def objectives(settings: DictConfig, config: DictConfig) -> tuple[list[str], lis
     return metrics, directions
 
 
-def job_values(job_dir: Path, metrics: Sequence[str]) -> list[float] | None:
-    """The job's values of `metrics` from its run record (`metrics.json`: its metrics, or a record
-    field such as `wall_time_s`), or None when it holds no finite value of each."""
-    try:
-        record = json.loads((job_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+def job_values(record: RunRecord | None, metrics: Sequence[str]) -> list[float] | None:
+    """A finished job's values of `metrics` from its run record (a metric, or a record field such as
+    `wall_time_s`), or None when it did not finish or lacks a finite value of one."""
+    if record is None or not record.finished:
         return None
-    values = [record["metrics"].get(m, record.get(m)) for m in metrics]
+    values = [record.metrics.get(m, getattr(record, m, None)) for m in metrics]
     if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
         return None
     return [float(v) for v in values]
-
-
-def ended_state(job_dir: Path, values: list[float] | None) -> TrialState:
-    if (job_dir / "pruned.json").is_file():
-        return TrialState.PRUNED
-    if (job_dir / "failed.json").is_file() or values is None:
-        return TrialState.FAIL
-    return TrialState.COMPLETE
 
 
 class Heartbeat:
@@ -173,13 +163,22 @@ def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: A
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
+    faults = []
     for trial, ret in zip(trials, returns):
         job_dir = search.sweep_dir / str(trial.number)
-        values = job_values(job_dir, search.metrics)
-        state = TrialState.FAIL if ret.status == JobStatus.FAILED else ended_state(job_dir, values)
-        if state == TrialState.FAIL:
+        record = read_record(job_dir)
+        values = job_values(record, search.metrics)
+        if (job_dir / PRUNED_FILE).is_file():
+            study.tell(trial, state=TrialState.PRUNED)  # not a failure: the pruner stopped it
+        elif values is not None:
+            study.tell(trial, values=values)
+        else:
             log.warning(f"Trial {trial.number} failed (no value of {', '.join(search.metrics)}): see {job_dir}")
-        study.tell(trial, values=values if state == TrialState.COMPLETE else None, state=state)
+            study.tell(trial, state=TrialState.FAIL)
+            if ret.status == JobStatus.FAILED and record is None:
+                faults.append(ret)
+    for ret in faults:  # a fault in the code (not recorded as the job's failure) stops the search, as it stops a sweep
+        _ = ret.return_value  # raises the job's exception
 
 
 def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:

@@ -28,6 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from src.errors import UserError, require
 
 DEFAULT_FILE = "optuna.db"
+PRUNED_FILE = "pruned.json"  # in a pruned trial's job folder: when and why
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)  # a dead process's trial runs again, up to 3 times
@@ -133,7 +135,7 @@ def open_study(storage: Any, name: str, url: str, directions: Sequence[str], sam
     where = f"the study {name} in {shown(url)}"
     require(theirs == list(directions), f"{where} optimises in direction {theirs}, not {list(directions)}; name "
                                         "another study with hydra.sweeper.study_name=NAME or set its direction.")
-    for trial in study.get_trials(deepcopy=False):
+    for trial in study.get_trials(deepcopy=False, states=FINISHED):  # a running one may hold some params only
         if trial.distributions and trial.distributions != dict(space):
             differ = sorted(set(trial.distributions.items()) ^ set(space.items()), key=str)
             names = sorted({k for k, _ in differ})
