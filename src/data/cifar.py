@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torchvision import datasets
 
 from src.data.image_datasets import TorchvisionImageDataModule, extract_if_needed
 
@@ -23,8 +24,6 @@ class CIFAR10DataModule(TorchvisionImageDataModule):
     torchvision_class = "CIFAR10"
 
     def dataset_class(self):
-        from torchvision import datasets
-
         return getattr(datasets, self.torchvision_class)
 
     def prepare_files(self, root: Path) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from src.data.in_memory import InMemoryDataModule, Split, stratified_fold, stratified_split
+from src.data.stratify import check_stratifiable
 from src.data.table_encoding import (
     MISSING_POLICIES,
     TableEncoder,
@@ -102,8 +103,6 @@ def table_layout(path: str, target: str, features: Sequence[str] | None = None, 
 def _layout(path: str, size: int, mtime_ns: int, target: str, features: tuple[str, ...] | None, missing: str,
             test_fraction: float, val_fraction: float, num_folds: int | None, fold: int,
             split_seed: int, encoding: str | None) -> TableLayout:
-    from src.data.stratify import check_stratifiable
-
     require(missing in MISSING_POLICIES, f"data.missing must be error, mean or drop, got {missing!r}.")
     require(0 < test_fraction < 1, f"data.test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
     file = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from sklearn.datasets import load_digits
 
 from src.data.batch_transforms import Normalize
 from src.data.in_memory import InMemoryDataModule, Split, stratified_split
@@ -18,8 +19,6 @@ class DigitsDataModule(InMemoryDataModule):
         self.test_fraction = test_fraction
 
     def load(self) -> tuple[Split, None, Split, list[str]]:
-        from sklearn.datasets import load_digits
-
         digits = load_digits()
         images = torch.as_tensor(digits.images, dtype=torch.uint8).unsqueeze(1)
         targets = torch.as_tensor(digits.target, dtype=torch.long)

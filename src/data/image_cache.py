@@ -23,10 +23,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from src.data.image_files import check_images, read_images
 from src.data.sample_loader import usable_cores
@@ -135,9 +138,6 @@ def _run_chunks(task: Callable, paths: Sequence[str], args: tuple, workers: int,
                 on_result: Callable[[int, object], bool]) -> None:
     """Run `task(paths[a:b], *args)` over chunks, in worker processes when there are many files, with a
     progress bar; `on_result(a, result)` returns False to stop early (the rest is cancelled)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     chunks = _chunks(len(paths), workers)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
@@ -148,7 +148,6 @@ def _run_chunks(task: Callable, paths: Sequence[str], args: tuple, workers: int,
                     return
                 progress.advance(bar, b - a)
             return
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(task, paths[a:b], *args): (a, b) for a, b in chunks}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.datasets.utils import extract_archive
 
 from src.data.batch_transforms import Normalize
 from src.data.in_memory import InMemoryDataModule, Split
@@ -176,7 +177,6 @@ def extract_if_needed(archive: Path, folder: Path) -> None:
     processes extract at once (nodes sharing a file system) the second one's copy is dropped."""
     if not archive.is_file() or folder.exists():
         return
-    from torchvision.datasets.utils import extract_archive
 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=archive.parent))
     try:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from src.data.image_files import BadImageError, open_image, read_image
 from src.errors import require
@@ -46,8 +48,6 @@ class SampleAugment:
 
     def __init__(self, channels: int, size: Sequence[int], random_resized_crop: Sequence[float] | None = None,
                  horizontal_flip: float = 0.0, auto_augment: str | None = None, color_jitter: float = 0.0) -> None:
-        from torchvision.transforms import v2
-
         self.channels, self.size = channels, (int(size[0]), int(size[1]))
         self.crop_scale = tuple(float(s) for s in random_resized_crop) if random_resized_crop else None
         steps: list[Callable] = []
@@ -65,8 +65,6 @@ class SampleAugment:
         self.pipeline = v2.Compose(steps) if steps else None
 
     def __call__(self, path: str) -> torch.Tensor:
-        from torchvision.transforms.v2.functional import pil_to_tensor
-
         if self.crop_scale:
             # Decode large enough that the smallest crop still has the training resolution (JPEG draft mode).
             grow = 1 / math.sqrt(self.crop_scale[0])

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
 # What `data=image_folder` reads (JPEG, PNG, BMP, WebP, TIFF; GIF and PNM too) and `src.predict` accepts.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -39,8 +40,6 @@ def open_image(path: str | Path, channels: int, draft_size: tuple[int, int] | No
     """The Pillow image of `path` (loaded, turned upright, in grey or RGB); BadImageError if unreadable.
 
     `draft_size` (width, height): let a JPEG decoder skip detail below that size (Pillow's draft mode)."""
-    from PIL import Image, ImageOps
-
     mode = image_mode(channels)
     try:
         with Image.open(path) as image:
@@ -59,8 +58,6 @@ def open_image(path: str | Path, channels: int, draft_size: tuple[int, int] | No
 
 def resize_to(image, height: int, width: int):
     """`image` resized to width x height: area averaging when both sides shrink, bilinear otherwise."""
-    from PIL import Image
-
     if image.size == (width, height):
         return image
     shrink = image.width >= width and image.height >= height
@@ -97,8 +94,6 @@ def check_image(path: str | Path) -> str | None:
     """Why `path` is not a readable image, or None: the quick check of the per-sample loader, which
     decodes images only while it trains. PNG: Pillow's integrity check (chunk checksums, no
     decompression); JPEG: a decode at 1/8 scale (it still reads every byte); other formats: a decode."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             if image.format == "PNG":

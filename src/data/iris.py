@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from sklearn.datasets import load_iris
+from sklearn.model_selection import train_test_split
 
 from src.data.in_memory import InMemoryDataModule, Split
 from src.errors import require
@@ -45,9 +47,6 @@ class IrisDataModule(InMemoryDataModule):
         self.validate_on_test, self.standardize = validate_on_test, standardize
 
     def load(self) -> tuple[Split, Split | None, Split, list[str]]:
-        from sklearn.datasets import load_iris
-        from sklearn.model_selection import train_test_split
-
         iris = load_iris()
         x = iris.data[:, [FEATURES.index(f) for f in self.features]]
         x_train, x_test, y_train, y_test = train_test_split(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision import datasets
 
 from src.data.image_datasets import TorchvisionImageDataModule
 
@@ -72,8 +73,6 @@ class MNISTDataModule(TorchvisionImageDataModule):
                     break
 
     def open_split(self, root: Path, train: bool, download: bool = False):
-        from torchvision import datasets
-
         return getattr(datasets, self.torchvision_class)(str(root), train=train, download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
+
+from src.config.build import build_datamodule
+from src.data.batch_transforms import Normalize
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,6 @@ class Preprocessing:
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transform:
             return x.float()
-        from src.data.batch_transforms import Normalize
 
         return Normalize(**self.transform)(x)
 
@@ -50,8 +53,6 @@ class Preprocessing:
 def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
     """Input shape, class names and normalisation from the checkpoint (the data module's stored
     state); a checkpoint from before that state existed recomputes them from the data set."""
-    from hydra.utils import get_class
-
     data_cfg = dict(ckpt["run_config"].get("data") or {})
     net_cfg = (ckpt.get("hyper_parameters") or {}).get("net") or {}
     input_shape = tuple(int(d) for d in (net_cfg.get("input_shape") or data_cfg.get("input_shape") or ()))
@@ -70,8 +71,6 @@ def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
 
 
 def _state_from_data(data_cfg: dict[str, Any]) -> dict[str, Any]:
-    from src.config.build import build_datamodule
-
     datamodule = build_datamodule({**data_cfg, "device": "cpu"})  # statistics only: no accelerator needed
     datamodule.prepare_data()
     datamodule.setup("predict")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torchvision.datasets import STL10
 
 from src.data.image_datasets import TorchvisionImageDataModule, extract_if_needed
 
@@ -22,13 +23,9 @@ class STL10DataModule(TorchvisionImageDataModule):
     title = "STL-10"
 
     def prepare_files(self, root: Path) -> None:
-        from torchvision.datasets import STL10
-
         extract_if_needed(root / STL10.filename, root / STL10.base_folder)
 
     def open_split(self, root: Path, train: bool, download: bool = False):
-        from torchvision.datasets import STL10
-
         return STL10(str(root), split="train" if train else "test", download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:

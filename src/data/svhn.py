@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torchvision.datasets import SVHN
 
 from src.data.image_datasets import TorchvisionImageDataModule
 
@@ -21,8 +22,6 @@ class SVHNDataModule(TorchvisionImageDataModule):
     title = "SVHN"
 
     def open_split(self, root: Path, train: bool, download: bool = False):
-        from torchvision.datasets import SVHN
-
         return SVHN(str(root), split="train" if train else "test", download=download)
 
     def to_tensors(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:

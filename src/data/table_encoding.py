@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ MISSING_POLICIES = ("error", "mean", "drop")
 
 
 def is_numeric(series) -> bool:
-    import pandas as pd
-
     return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 

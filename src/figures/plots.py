@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 WRONG = "#d62728"  # matplotlib's red: wrong predictions
@@ -52,13 +53,14 @@ def confusion_matrix_figure(matrix: torch.Tensor | np.ndarray, class_names: Sequ
     normalised = counts / np.maximum(rows, 1)
     total, correct = int(counts.sum()), int(np.trace(counts))
     side = min(10.0, max(4.0, 0.42 * n + 2.2))  # inches per panel
-    fig = new_figure(2 * side + 1.2, side + 0.6, dpi=100 if n <= 30 else 80)
+    font = 10 if n <= 10 else 8 if n <= 20 else 6
+    fig = new_figure(2 * side + 1.2, side + 0.6, dpi=100 if n <= 30 else 80, layout=None)
+    _fixed_margins(fig, class_names, font)
     axes = fig.subplots(1, 2)
     panels = (
         (axes[0], counts, "counts", "d", max(int(counts.max()), 1)),
         (axes[1], normalised, "normalised by true class (diagonal = recall)", ".2f", 1.0),
     )
-    font = 10 if n <= 10 else 8 if n <= 20 else 6
     for ax, values, subtitle, fmt, vmax in panels:
         image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
@@ -78,6 +80,21 @@ def confusion_matrix_figure(matrix: torch.Tensor | np.ndarray, class_names: Sequ
     accuracy = correct / total if total else 0.0
     fig.suptitle(f"{title}: accuracy {accuracy:.4f} ({correct}/{total})", fontsize=13)
     return fig
+
+
+def _fixed_margins(fig: Figure, names: Sequence[str], font: int) -> None:
+    """Room for the titles, axis labels, tick labels and colour bars, worked out from the label lengths:
+    a layout engine would measure every text by drawing it, which takes longer than the figure itself."""
+    width, height = fig.get_size_inches()
+    char = 0.6 * font / 72  # inches per character of a tick label
+    longest = max((len(str(s)) for s in names), default=1)
+    ticks = char * min(longest, 30)
+    below = 0.5 + (0.75 * ticks + font / 72 if longest > 2 else 1.6 * font / 72)  # x label + (rotated) ticks
+    left = 0.45 + ticks  # y label + tick labels
+    gap = 0.55 + left  # the numbers of the left panel's colour bar, then the right panel's y labels
+    panel = (width - left - 0.7 - gap) / 2  # 0.7 in: the numbers of the right colour bar
+    fig.subplots_adjust(left=left / width, right=1 - 0.7 / width, bottom=below / height, top=1 - 0.85 / height,
+                        wspace=gap / panel)
 
 
 def _class_ticks(ax, names: Sequence[str], font: int) -> None:
@@ -124,8 +141,6 @@ def prediction_grid_figure(
 
     One axes holds every tile (placed by `extent`): far faster to draw than one axes per image.
     """
-    from matplotlib.patches import Rectangle
-
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))

@@ -14,13 +14,15 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra.utils import get_class
+
 from src.errors import UserError, require
+from src.models.nets.weights import without_weight_loading
 
 
 def rebuild_module(path: Path, ckpt: dict[str, Any]):
     """The LightningModule of a checkpoint, weights loaded, in eval mode, on the CPU."""
-    from hydra.utils import get_class
-
     target = ckpt["run_config"].get("model", {}).get("_target_")
     try:
         module_cls = get_class(target)
@@ -29,7 +31,6 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"{path} names the model class {target!r}, which this code does not have; "
             "evaluate it with the code version that trained it."
         ) from exc
-    from src.models.nets.weights import without_weight_loading
 
     # The checkpoint holds the trained weights: no pretrained download, no weights_file read.
     hparams = without_weight_loading(ckpt.get("hyper_parameters") or {})
@@ -40,7 +41,6 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"the hyper-parameters stored in {path} do not fit {module_cls.__name__} ({exc}); evaluate it with "
             "the code version that trained it."
         ) from exc
-    import torch
 
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten below: draw them aside
         module = module_cls(**hparams)

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from src.data.table_encoding import TableEncoder, describe_missing, missing_counts
+from src.data.table_files import read_table
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
@@ -21,9 +23,6 @@ def predict_table(model, prep, inputs: str, batch_size: int, device: torch.devic
 
     Missing feature values follow the training run's `data.missing`: `error` stops with one sentence,
     `drop` leaves those rows unclassified (counted in a warning), `mean` fills them from the training split."""
-    from src.data.table_encoding import TableEncoder, describe_missing, missing_counts
-    from src.data.table_files import read_table
-
     path = Path(str(inputs)).expanduser()
     require(path.suffix.lower() in TABLE_SUFFIXES,
             f"the model was trained on the table {prep.data_name}, so inputs must be a table file "

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from src.figures.plots import as_display_images, prediction_grid_figure
+
 
 def test_probabilities(trainer, model, datamodule) -> torch.Tensor:
     """(N, num_classes) class probabilities of the test split, in its order, as the Trainer computes them
@@ -50,8 +52,6 @@ def most_confidently_wrong(targets: torch.Tensor, probabilities: torch.Tensor, l
 def top_losses_figure(datamodule, probabilities: torch.Tensor, class_names: list[str], limit: int = 30,
                       ncols: int = 10):
     """The grid of the most confidently wrong test images, or None (no images, or no wrong prediction)."""
-    from src.figures.plots import as_display_images, prediction_grid_figure
-
     split = datamodule.test_split
     index = most_confidently_wrong(split.targets, probabilities, limit)
     if len(index) == 0:

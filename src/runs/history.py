@@ -48,7 +48,6 @@ def read_history(run_dir: str | Path, metrics: tuple[str, ...] = CURVES) -> Hist
 
 
 def _from_tensorboard(folder: Path, metrics: tuple[str, ...]) -> History:
-
     quiet = logging.getLogger("tensorboard")  # its reader logs every file switch and duplicate graph
     level = quiet.level
     quiet.setLevel(logging.ERROR)

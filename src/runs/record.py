@@ -91,7 +91,6 @@ def read_record(folder: str | Path) -> RunRecord | None:
 
 def git_state(root: Path = CODE_ROOT) -> dict[str, Any]:
     """{"commit": sha or None, "dirty": tracked files changed since that commit (None outside git)}."""
-
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)

@@ -86,7 +86,6 @@ def tracker_of(target: type) -> str | None:
 
 
 def require_installed(tracker: str) -> None:
-
     module, extra = EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
         raise UserError(f"logger={tracker} needs the {module} package, which is not installed: "
@@ -161,7 +160,6 @@ def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
 
 
 def log_mlflow_params(logger: Any, params: dict[str, Any]) -> None:
-
     if rank_zero_only.rank != 0:
         return
     logged = logger.experiment.get_run(logger.run_id).data.params

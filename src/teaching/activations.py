@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from src.callbacks.gradient_norms import layer_gradient_norms
 from src.figures.plots import new_figure
+from src.models.nets.mlp import MLP
+from src.teaching.data import load_datamodule
+from src.teaching.losses import losses_figure
 
 LEAKY_SLOPE = 0.1  # the notes' `a = 0.1` (PyTorch's default negative_slope is 0.01)
 
@@ -51,8 +54,6 @@ def measure_gradient_norms(
 ) -> dict[str, float]:
     """Mean per-layer gradient norm (`layer_gradient_norms`) over `steps` SGD steps of an MLP with the
     given hidden sizes and activation (PyTorch's default initialisation) on (inputs, targets)."""
-    from src.models.nets.mlp import MLP
-
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     num_classes = int(targets.max()) + 1
@@ -117,9 +118,6 @@ def gradient_norms_figure(norms: dict[str, dict[str, float]], caption: str):
 
 
 def render(cfg, output) -> None:
-    from src.teaching.data import load_datamodule
-    from src.teaching.losses import losses_figure
-
     x = torch.arange(-5.0, 5.0, 0.1, dtype=torch.float64)  # the notes' np.arange(-5.0, 5.0, 0.1)
     output.figure("activations", curves_figure(x, activation_curves(x)))
     output.figure("cross_entropy_vs_l1", losses_figure())

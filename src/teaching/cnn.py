@@ -15,6 +15,8 @@ from torch import nn
 
 from src.errors import require
 from src.figures.plots import new_figure
+from src.teaching.data import max_pixel_value
+from src.teaching.trained import load_trained
 
 MAX_LAYERS = 6  # convolution layers shown (the first ones; deep nets have dozens)
 MAX_MAPS = 8  # feature maps shown per layer
@@ -104,9 +106,6 @@ def maps_figure(image: np.ndarray, maps: list[tuple[str, torch.Tensor]], title: 
 
 
 def render(cfg, output) -> None:
-    from src.teaching.data import max_pixel_value
-    from src.teaching.trained import load_trained
-
     require(bool(cfg.get("ckpt_path")), "the cnn topic needs ckpt_path=PATH, a CNN checkpoint written by src.train "
             "(e.g. python -m src.train model=notes0_cnn data=digits).")
     trained = load_trained(str(cfg.ckpt_path))

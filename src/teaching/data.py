@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from src.config.build import build_datamodule
 from src.errors import require
 
 
@@ -27,8 +28,6 @@ class SampleImage:
 
 def load_datamodule(data_cfg: Any):
     """The data config's DataModule, set up on the CPU (its splits held as tensors)."""
-    from src.config.build import build_datamodule
-
     datamodule = build_datamodule(data_cfg)
     datamodule.device = "cpu"
     datamodule.prepare_data()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from src.config.names import CONF
@@ -32,9 +34,6 @@ ORDER = ("cifar10", "cifar100", "stl10", "mnist", "fashion_mnist", "svhn", "digi
 
 def _composed_data_configs(names: list[str]) -> dict[str, dict]:
     """{name: the composed `data` node of `data=<name>`, unresolved}, inside a running Hydra app or not."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     def each() -> dict[str, dict]:
         return {n: OmegaConf.to_container(compose(overrides=[f"+data={n}"]).data, resolve=False) for n in names}
 

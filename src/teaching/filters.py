@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from matplotlib.patches import Rectangle
 
 from src.figures.plots import new_figure
 from src.teaching.conv_arithmetic import as_image, filter_with_zero_border, repeated_convolution
+from src.teaching.data import sample_image
 from src.teaching.draw import image_panel, matrix_panel
 
 # Notes 4's kernels (its slides, "이미지 필터 적용 예").
@@ -101,7 +103,6 @@ def notes4_example_figure():
     output = filter_with_zero_border(NOTES4_IMAGE, NOTES4_KERNEL)
     fig = new_figure(12, 4.2)
     axes = fig.subplots(1, 3, width_ratios=[5, 3, 5])
-    from matplotlib.patches import Rectangle
 
     matrix_panel(axes[0], NOTES4_IMAGE, "5x5 input (dashed: the window of img[1,1])")
     axes[0].add_patch(Rectangle((-0.45, -0.45), 2.9, 2.9, fill=False, edgecolor="#ff7f0e", linewidth=2.5,
@@ -128,8 +129,6 @@ def diagonal_figure(image: torch.Tensor, caption: str):
 
 
 def render(cfg, output) -> None:
-    from src.teaching.data import sample_image
-
     sample = sample_image(cfg.data, int(cfg.index))
     image = sample.pixels.double()
     output.figure("filters", kernels_figure(image, sample.caption))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from src.errors import require
 from src.figures.plots import new_figure
+from src.teaching.trained import load_trained, train_in_process
 
 EXPERIMENT = "notes0_iris_2features"
 FEATURES = ["sepal_length", "petal_length"]
@@ -31,8 +34,6 @@ def predict_grid(module, transform, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
 
 
 def decision_figure(trained, caption: str):
-    from matplotlib.colors import ListedColormap
-
     dm = trained.datamodule
     train, test = dm.train_split, dm.test_split
     everything = torch.cat([train.inputs, test.inputs]).numpy()
@@ -51,7 +52,6 @@ def decision_figure(trained, caption: str):
         ax.scatter(chosen[:, 0], chosen[:, 1], marker=marker, c=color, s=50, label=f"{k} ({names[k]})")
     ax.set_xlabel("sepal_length")
     ax.set_ylabel("petal_length")
-    from matplotlib.patches import Patch
 
     flowers = ax.legend(title="training flowers", loc="upper left")
     ax.add_artist(flowers)
@@ -63,8 +63,6 @@ def decision_figure(trained, caption: str):
 
 
 def render(cfg, output) -> None:
-    from src.teaching.trained import load_trained, train_in_process
-
     if cfg.get("ckpt_path"):
         trained = load_trained(str(cfg.ckpt_path))
         features = list(trained.data_cfg.get("features") or [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
 
 from src.errors import require
 from src.figures.plots import save_png, to_rgb
@@ -25,7 +26,6 @@ class Output:
                 run.is_dir(),
                 f"run_dir={run_dir} is not a folder; pass a training run folder such as logs/train/runs/<run>.",
             )
-            from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(run / "tensorboard"))
 

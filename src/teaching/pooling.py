@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from src.figures.plots import new_figure
 from src.teaching.conv_arithmetic import as_image, pool2d
+from src.teaching.data import sample_image
 from src.teaching.draw import image_panel, matrix_panel
 
 # (title, kind, kernel, stride): stride < kernel is overlapped pooling.
@@ -70,8 +71,6 @@ def resize_figure(image: torch.Tensor, caption: str):
 
 
 def render(cfg, output) -> None:
-    from src.teaching.data import sample_image
-
     sample = sample_image(cfg.data, int(cfg.index))
     image = sample.pixels.double()
     output.figure("pooling", poolings_figure(image, sample.caption))

@@ -6,10 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import lightning as L
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
+import src.config.resolvers  # noqa: F401  (registers ${len:...})
+from src.config.build import build_module, plain
 from src.config.names import CONF
 from src.errors import UserError
+from src.inference.model import rebuild_module
+from src.runs.checkpoint import load_checkpoint
+from src.teaching.data import load_datamodule
 
 
 @dataclass
@@ -36,10 +44,6 @@ class Trained:
 def load_trained(ckpt_path: str) -> Trained:
     """The checkpoint's module and its data, rebuilt from the run configuration the checkpoint holds
     (the loader of src.eval and src.predict: the caller's random numbers are left alone)."""
-    from src.inference.model import rebuild_module
-    from src.runs.checkpoint import load_checkpoint
-    from src.teaching.data import load_datamodule
-
     path, ckpt = load_checkpoint(ckpt_path)
     config = ckpt["run_config"]
     module = rebuild_module(path, ckpt)
@@ -48,11 +52,6 @@ def load_trained(ckpt_path: str) -> Trained:
 
 def recipe_config(experiment: str):
     """The composed `train` config of `experiment=<name>` (inside or outside a running Hydra app)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import src.config.resolvers  # noqa: F401
-
     overrides = [f"experiment={experiment}"]
     if GlobalHydra.instance().is_initialized():
         return compose(config_name="train", overrides=overrides)
@@ -64,11 +63,6 @@ def train_in_process(experiment: str, steps: int | None = None) -> Trained:
     """Train `experiment`'s model on its data with its optimizer, full batch as the recipe says,
     for its number of steps (`steps` to shorten it), in a plain PyTorch loop: the tiny recipes
     (iris, the gates) take a second or two this way. Only recipes whose data fit in one batch."""
-    import lightning as L
-
-    from src.config.build import build_module, plain
-    from src.teaching.data import load_datamodule
-
     cfg = recipe_config(experiment)
     if cfg.data.get("batch_size") is not None:
         raise UserError(f"experiment={experiment} is not a full-batch recipe; train it with src.train and pass its "

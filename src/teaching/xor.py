@@ -15,6 +15,7 @@ import torch
 
 from src.errors import require
 from src.figures.plots import new_figure
+from src.teaching.trained import load_trained, train_in_process
 
 PERCEPTRON = "notes3_perceptron_xor"
 MLP = "notes3_xor_mlp"
@@ -43,8 +44,6 @@ def probability_grid(module, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def get_model(cfg, key: str, experiment: str):
-    from src.teaching.trained import load_trained, train_in_process
-
     path = cfg.get(key)
     if not path:
         return train_in_process(experiment, cfg.get("steps"))
