@@ -18,7 +18,6 @@ lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint 
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import src.config.resolvers  # noqa: F401
-from src.errors import UserError, exits_on_user_error
+from src.errors import UserError, exits_on_user_error, explain
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ log = logging.getLogger(__name__)
 def report_root(default: str, *, _root_: Any) -> str:
     """`${eval_dir:DEFAULT}`: `<run_dir>/eval` for an existing checkpoint in `<run_dir>/checkpoints/`,
     else DEFAULT (Hydra resolves this for its run folder before the job starts)."""
-    from src.runs.checkpoint import run_dir_of
+    from src.runs.checkpoint import run_dir_of  # (a resolver of Hydra's run folder: see evaluate's imports)
 
     if OmegaConf.is_missing(_root_, "ckpt_path") or not _root_.get("ckpt_path"):
         return default
@@ -49,11 +48,13 @@ if not OmegaConf.has_resolver("eval_dir"):
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import lightning as L
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
     from src.config import build
+    from src.inference.eval_report import write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
     from src.runs.checkpoint import load_checkpoint, run_dir_of
     from src.runs.quiet import quiet_library_noise
@@ -71,8 +72,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         datamodule = build.build_datamodule(data_cfg)
     except Exception as exc:  # a data override that does not fit the stored data config
-        from src.errors import explain
-
         if explain(exc) is not None:
             raise
         cause = exc.__cause__ or exc
@@ -107,63 +106,6 @@ def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
         if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
             data[key] = str(Path(base) / value)
     return data
-
-
-def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
-    """The report files besides metrics.json (see the module docstring)."""
-    from src.callbacks.confusion_matrix import confusion_table_rows
-    from src.callbacks.tensorboard_reports import class_names, prediction_grid
-    from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png
-    from src.models.metrics import per_class_metrics
-    from src.runs.history import read_history
-
-    matrix = model.test_confusion_matrix
-    names = class_names(trainer, len(matrix))
-    save_png(confusion_matrix_figure(matrix, names, "Confusion matrix, test"), out_dir / "confusion_matrix.png")
-    write_csv(out_dir / "confusion_matrix.csv", confusion_table_rows(matrix, names))
-    scores = per_class_metrics(matrix)
-    rows = [["class", "precision", "recall", "f1", "support"]]
-    for i, name in enumerate(names):
-        rows.append([name, *(f"{float(scores[k][i]):.6f}" for k in ("precision", "recall", "f1")),
-                     str(int(scores["support"][i]))])
-    write_csv(out_dir / "per_class.csv", rows)
-
-    grid = prediction_grid(trainer, model)
-    if grid is not None:
-        save_png(grid, out_dir / "predictions.png")
-    else:
-        print("predictions.png skipped: the data set does not hold images.", flush=True)
-
-    history = read_history(run_dir)
-    if history:
-        title = f"Learning curves of {run_dir.name}"
-        save_png(learning_curves_figure(history.curves, history.x_label, title), out_dir / "learning_curves.png")
-    else:
-        print(f"learning_curves.png skipped: no TensorBoard event files or CSV logs with train/val curves in "
-              f"{run_dir}.", flush=True)
-
-
-def write_test_predictions(out_dir: Path, trainer, model, datamodule) -> None:
-    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py)."""
-    from src.callbacks.tensorboard_reports import class_names
-    from src.figures.plots import save_png
-    from src.inference.test_predictions import test_probabilities, top_losses_figure, write_predictions_csv
-
-    probabilities = test_probabilities(trainer, model, datamodule)
-    names = class_names(trainer, probabilities.shape[1])
-    write_predictions_csv(out_dir / "predictions.csv", datamodule.test_split, probabilities, names)
-    grid = top_losses_figure(datamodule, probabilities, names)
-    if grid is not None:
-        save_png(grid, out_dir / "top_losses.png")
-    else:
-        print("top_losses.png skipped: no test image is predicted wrong (or the data set does not hold images).",
-              flush=True)
-
-
-def write_csv(path: Path, rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

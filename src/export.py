@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401
+from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, exits_on_user_error, require
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 
 
 def export(cfg: DictConfig) -> Path:
+    # Imported here and in the exporters below: a command Hydra refuses (a misspelt override, --help) ends
+    # before torch loads.
     import torch
 
     from src.data.preprocessing import preprocessing_of
@@ -82,8 +85,6 @@ def export(cfg: DictConfig) -> Path:
 
 def check_writable(output: Path) -> None:
     """Blame the path, not the exporter, when the output file cannot be written (its folder is created)."""
-    from src.config.hydra_callbacks import unwritable_reason
-
     require(not output.is_dir(), f"output={output} is a folder; give a file path, e.g. output={output / 'model.onnx'}.")
     reason = unwritable_reason(output.parent)
     if reason is None and output.exists() and not os.access(output, os.W_OK):

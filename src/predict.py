@@ -25,6 +25,8 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
 
 import src.config.resolvers  # noqa: F401
 from src.errors import exits_on_user_error, require
@@ -33,10 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import torch
 
     from src.data.preprocessing import preprocessing_of
+    from src.inference.images import predict_images
     from src.inference.model import rebuild_module
+    from src.inference.tables import predict_table
     from src.runs.checkpoint import load_checkpoint
 
     path, ckpt = load_checkpoint(cfg.ckpt_path)
@@ -52,8 +57,6 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     require(batch_size > 0, f"batch_size must be a positive integer, got {batch_size}.")
     device = torch.device(cfg.get("device") or "cpu")
     if prep.is_table:
-        from src.inference.tables import predict_table
-
         model = rebuild_module(path, ckpt).to(device)
         rows = predict_table(model, prep, str(cfg.inputs), batch_size, device)
         what, key = "row(s)", "row"
@@ -73,31 +76,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def predict_images(cfg: DictConfig, path: Path, ckpt: dict, prep, batch_size: int, device) -> list[dict[str, Any]]:
-    import torch
-
-    from src.inference.images import find_images, load_image
-    from src.inference.model import rebuild_module
-
-    files = find_images(str(cfg.inputs))
-    model = rebuild_module(path, ckpt)
-    model.to(device)
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        raw = torch.stack([load_image(f, prep.input_shape, prep.max_value, bool(cfg.get("invert"))) for f in chunk])
-        with torch.no_grad():
-            probabilities = model.predict_proba(prep.normalize(raw).to(device)).cpu()
-        confidence, predicted = probabilities.max(dim=1)
-        for file, p, index in zip(chunk, confidence.tolist(), predicted.tolist()):
-            rows.append({"file": str(file), "class": prep.class_names[index], "probability": p})
-    return rows
-
-
 def print_table(rows: list[dict[str, Any]], show: int, data_name: str, key: str = "file") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"Predictions ({data_name} classes)")
     table.add_column(key, overflow="fold")
     table.add_column("class")

@@ -1,4 +1,9 @@
-"""OmegaConf resolvers the configs may use (registered once, on import)."""
+"""OmegaConf resolvers the configs may use (registered once, on import).
+
+Every entry point imports this module first, so it imports nothing heavy: the resolvers that read a data
+set's files or the trackers' settings import their modules when a config first uses them."""
+
+import os
 
 from omegaconf import OmegaConf
 
@@ -8,14 +13,10 @@ if not OmegaConf.has_resolver("len"):
 
 if not OmegaConf.has_resolver("cwd"):
     # `root_dir: ${cwd:}`: the folder the command runs from (known before Hydra sets up a sweep).
-    import os
-
     OmegaConf.register_new_resolver("cwd", os.getcwd)
 
 if not OmegaConf.has_resolver("pid"):
     # `${pid:}` in run folder names: two processes never share a folder, even started in the same microsecond.
-    import os
-
     OmegaConf.register_new_resolver("pid", os.getpid)
 
 

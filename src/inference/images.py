@@ -1,17 +1,20 @@
-"""Image files for prediction: find them, and read one as the model's input tensor."""
+"""Image files for prediction: find them, read one as the model's input tensor, classify them."""
 
 from __future__ import annotations
 
 import glob
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from src.data.image_files import IMAGE_SUFFIXES, BadImageError, read_image
 from src.errors import UserError, require
+from src.inference.model import rebuild_module
 
-__all__ = ["IMAGE_SUFFIXES", "find_images", "load_image"]
+__all__ = ["IMAGE_SUFFIXES", "find_images", "load_image", "predict_images"]
 
 
 def find_images(spec: str) -> list[Path]:
@@ -50,3 +53,21 @@ def load_image(path: Path, input_shape: Sequence[int], max_value: float = 255.0,
     if invert:
         pixels = 255.0 - pixels
     return torch.from_numpy(pixels / 255.0 * float(max_value))
+
+
+def predict_images(cfg: DictConfig, path: Path, ckpt: dict, prep: Any, batch_size: int, device: torch.device
+                   ) -> list[dict[str, Any]]:
+    """Each image that `cfg.inputs` names, classified by the checkpoint's model: file, class, probability."""
+    files = find_images(str(cfg.inputs))
+    model = rebuild_module(path, ckpt)
+    model.to(device)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        raw = torch.stack([load_image(f, prep.input_shape, prep.max_value, bool(cfg.get("invert"))) for f in chunk])
+        with torch.no_grad():
+            probabilities = model.predict_proba(prep.normalize(raw).to(device)).cpu()
+        confidence, predicted = probabilities.max(dim=1)
+        for file, p, index in zip(chunk, confidence.tolist(), predicted.tolist()):
+            rows.append({"file": str(file), "class": prep.class_names[index], "probability": p})
+    return rows
