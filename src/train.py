@@ -8,6 +8,7 @@ fit, test with the best checkpoint, and return the optimised metric (for Hydra s
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
+from src.config.choices import check_choices
 from src.errors import exits_on_user_error
 
 NO_COMPOSITION = {"choices": {}, "overrides": []}
@@ -127,4 +129,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_choices)(sys.argv[1:])
     main()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,18 @@ class CliResult:
         return json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+def assert_one_sentence(result: CliResult, *fragments: str) -> str:
+    """The command stopped as bad input must: exit code 2, no traceback, exactly one `error:` line on stderr,
+    and that line holds every fragment. Returns the line."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, (result.returncode, result.output[-3000:])
+    assert "Traceback" not in result.output, result.output[-3000:]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
 class _ForkServer:
     """tests/forkserver.py, started once per test process: each command runs in a new process forked from one
     that has torch and Lightning imported already (see that file), instead of a new interpreter that spends
@@ -46,26 +62,38 @@ class _ForkServer:
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forkserver.py")], cwd=ROOT,
                                      env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        hello = json.loads(self.proc.stdout.readline() or '{"ready": false, "why": "it exited"}')
+        # Its replies are read by a thread into a queue: a wait with a timeout on the queue sees every line,
+        # where select() on the pipe would miss lines already read into the pipe's buffer.
+        self.replies: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_replies, daemon=True).start()
+        hello = json.loads(self.replies.get() or '{"ready": false, "why": "it exited"}')
         self.why_not = hello["why"]
         if self.why_not:
             self.close()
 
-    def run(self, cmd: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
-        import select
-        import signal
-        import tempfile
+    def _read_replies(self) -> None:
+        for line in self.proc.stdout:
+            self.replies.put(line)
+        self.replies.put("")  # the server exited
 
+    def _reply(self, timeout: float | None = None) -> dict:
+        line = self.replies.get(timeout=timeout)
+        if not line:
+            raise RuntimeError(f"tests/forkserver.py exited with code {self.proc.wait()}")
+        return json.loads(line)
+
+    def run(self, cmd: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
         with tempfile.TemporaryDirectory() as folder:
             out, err = Path(folder) / "stdout", Path(folder) / "stderr"
             request = dict(module=cmd[2], args=cmd[3:], cwd=str(cwd), env=env, stdout=str(out), stderr=str(err))
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
-            pid = json.loads(self.proc.stdout.readline())["pid"]
-            timed_out = not select.select([self.proc.stdout], [], [], timeout)[0]
-            if timed_out:
+            pid = self._reply()["pid"]
+            try:
+                code, timed_out = self._reply(timeout)["returncode"], False
+            except queue.Empty:  # still running (the server reaps it only after this kill): stop it
                 os.kill(pid, signal.SIGKILL)
-            code = json.loads(self.proc.stdout.readline())["returncode"]
+                code, timed_out = self._reply()["returncode"], True
             stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
         if timed_out:
             raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
@@ -79,12 +107,15 @@ class _ForkServer:
 _fork_server: _ForkServer | None = None
 
 
-def run_module(module: str, args, cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m module args` in cwd with env, its output captured: in a process forked from tests/forkserver.py
-    (or a new interpreter where forking is unavailable or TESTS_NEW_INTERPRETER=1)."""
+def run_module(module: str, args, cwd: Path, env: dict, timeout: float = 600,
+               new_interpreter: bool = False) -> subprocess.CompletedProcess:
+    """`python -m module args` in cwd with env, its output captured: in a process forked from tests/forkserver.py,
+    or in a new interpreter when `new_interpreter`, where forking is unavailable, or TESTS_NEW_INTERPRETER=1.
+    A forked process gets fresh random states but shares the server's string-hash seed; tests that compare
+    runs start some of them with `new_interpreter=True`, so that a result depending on it would show."""
     global _fork_server
     cmd = [sys.executable, "-m", module, *args]
-    if os.environ.get("TESTS_NEW_INTERPRETER") != "1" and hasattr(os, "fork"):
+    if not new_interpreter and os.environ.get("TESTS_NEW_INTERPRETER") != "1" and hasattr(os, "fork"):
         if _fork_server is None:
             import atexit
 
@@ -98,11 +129,11 @@ def run_module(module: str, args, cwd: Path, env: dict, timeout: float = 600) ->
 @pytest.fixture
 def cli(tmp_path):
     """`cli("src.train", "data=iris", ...)` runs `python -m src.train data=iris ...` in a fresh folder, as its own
-    process (see `run_module`)."""
+    process (see `run_module`; `new_interpreter=True` starts a new interpreter)."""
 
-    def run(module: str, *args: str, timeout: int = 600) -> CliResult:
+    def run(module: str, *args: str, timeout: int = 600, new_interpreter: bool = False) -> CliResult:
         env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120")
-        return CliResult(run_module(module, args, tmp_path, env, timeout), tmp_path)
+        return CliResult(run_module(module, args, tmp_path, env, timeout, new_interpreter), tmp_path)
 
     return run
 

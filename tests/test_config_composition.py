@@ -1,9 +1,9 @@
 """Every data, model and experiment choice composes to the values recorded in
 `tests/golden/composed_configs.json`: sharing keys through base configs (defaults lists) must not change
-what a run gets. Deliberate changes are listed in `DELIBERATE_CHANGES`, one entry per changed value.
+what a run gets.
 
 After a deliberate config change, regenerate the file with `python -m tests.test_config_composition`
-and list the change below.
+and check that `git diff tests/golden/` shows only that change.
 """
 
 from __future__ import annotations
@@ -21,33 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "composed_configs.json"
 NEUTRAL_ROOT = "<root>"
-
-# (entry, node, dotted key inside the node) -> the value it has now; the golden file holds the value before
-# (or lacks the key).
-VGG = ("vgg11", "vgg13", "vgg16", "vgg19")
-DELIBERATE_CHANGES: dict[tuple[str, str, str], Any] = {
-    # VGG and AlexNet choose their head (AlexNet also its stem) by image size; the width follows the head.
-    **{(f"model={name}", "model", "net.classifier"): "auto" for name in (*VGG, "alexnet")},
-    **{(f"model={name}", "model", "net.classifier_width"): None for name in VGG},
-    ("model=alexnet", "model", "net.stem"): "auto",
-    ("model=alexnet", "model", "net.hidden"): None,
-    # The ResNets can start from a state dict on disk (this project's, or torchvision's with stem=imagenet).
-    **{(f"model={name}", "model", "net.weights_file"): None for name in ("resnet", "resnet18", "resnet34", "resnet50",
-                                                                         "resnet101")},
-}
-# Every model of ClassificationModule gained the fine-tuning options (model.finetune, base/classifier.yaml).
-FINETUNE_DEFAULTS = {"freeze_epochs": 0, "backbone_lr_scale": 1.0}
-CLASSIFIER = "src.models.classifier.ClassificationModule"
-
-
-def with_deliberate_changes(golden: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    for (entry, node, dotted), value in DELIBERATE_CHANGES.items():
-        _set(golden[entry][node], dotted, value)
-    for nodes in golden.values():
-        if nodes["model"].get("_target_") == CLASSIFIER:
-            nodes["model"].setdefault("finetune", dict(FINETUNE_DEFAULTS))
-    return golden
-
 
 def choices(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
@@ -85,13 +58,6 @@ def composed_nodes(root: Path) -> dict[str, dict[str, Any]]:
     return nodes
 
 
-def _set(node: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for key in parents:
-        node = node[key]
-    node[last] = value
-
-
 @pytest.fixture(scope="module")
 def now(tmp_path_factory) -> dict[str, dict[str, Any]]:
     return composed_nodes(tmp_path_factory.mktemp("compose"))
@@ -99,7 +65,7 @@ def now(tmp_path_factory) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, dict[str, Any]]:
-    return with_deliberate_changes(json.loads(GOLDEN.read_text()))
+    return json.loads(GOLDEN.read_text())
 
 
 def test_every_choice_is_in_the_golden_file(now, expected):
@@ -113,16 +79,6 @@ def test_composed_data_and_model_equal_the_golden_file(now, expected, entry):
     assert entry in expected, f"{entry} is not in {GOLDEN.name}: regenerate it (see the module docstring)"
     assert now[entry]["data"] == expected[entry]["data"]
     assert now[entry]["model"] == expected[entry]["model"]
-
-
-def test_deliberate_changes_are_real_changes():
-    """Each listed change differs from the golden file's value (a stale entry would hide nothing)."""
-    golden = json.loads(GOLDEN.read_text())
-    for (entry, node, dotted), value in DELIBERATE_CHANGES.items():
-        before: Any = golden[entry][node]
-        for key in dotted.split("."):
-            before = before.get(key, "<absent>") if isinstance(before, dict) else "<absent>"
-        assert before != value, f"{entry} {node}.{dotted} is already {value!r} in the golden file"
 
 
 if __name__ == "__main__":

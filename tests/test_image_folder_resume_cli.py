@@ -28,7 +28,7 @@ def test_sigterm_mid_epoch_on_the_per_sample_path_resumes_to_the_uninterrupted_m
     images, labels = fashion_test_split()
     write_fashion_pngs(tmp_path / "pngs", images[:IMAGES], labels[:IMAGES])
     run = [f"data.root={tmp_path / 'pngs'}", *RUN]
-    straight = cli("src.train", *run, "data.num_workers=0")
+    straight = cli("src.train", *run, "data.num_workers=0", new_interpreter=True)  # others forked: another hash seed
     assert straight.returncode == 0, straight.output[-3000:]
     (straight_run,) = straight.run_dirs()
     expected = metrics_of(straight_run)

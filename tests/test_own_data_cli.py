@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 
 from tests.conftest import ROOT, CliResult, run_module
 from tests.own_data import penguins_csv, write_photo_folder
 
-timm = pytest.importorskip("timm")
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 PHOTO_DATA = ["data=image_folder", "data.image_size=[48,64]"]
 
@@ -114,8 +114,6 @@ def test_predict_resizes_the_original_photos_as_the_data_module_did(finetuned, c
 
 
 def test_onnx_export_of_the_timm_model_matches_pytorch_in_onnxruntime(finetuned, compose):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from src.export import export
 
     out = finetuned["cwd"] / "model.onnx"

@@ -5,12 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-
-def assert_clean_failure(result, *fragments):
-    assert result.returncode != 0, result.output
-    assert "Traceback" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
+from tests.conftest import assert_one_sentence
 
 
 def test_report_lists_every_job_of_a_sweep_best_first_and_failed_jobs_last(cli):
@@ -66,5 +61,5 @@ def test_report_sorts_by_a_minimised_metric(tmp_path):
 def test_report_on_a_folder_without_runs_is_one_sentence(cli_in_process, tmp_path):
     empty = tmp_path / "sweep"
     empty.mkdir()
-    assert_clean_failure(cli_in_process("src.report", str(empty)), f"{empty} holds no runs")
-    assert_clean_failure(cli_in_process("src.report", str(tmp_path / "missing")), "there is no folder at")
+    assert_one_sentence(cli_in_process("src.report", str(empty)), f"{empty} holds no runs")
+    assert_one_sentence(cli_in_process("src.report", str(tmp_path / "missing")), "there is no folder at")

@@ -27,7 +27,7 @@ def assert_same_metrics(got: dict, expected: dict) -> None:
 
 
 def test_sigterm_at_three_moments_then_resume_gives_the_uninterrupted_metrics(cli, tmp_path):
-    straight = cli("src.train", *RUN)
+    straight = cli("src.train", *RUN, new_interpreter=True)  # the others are forked: another string-hash seed
     assert straight.returncode == 0, straight.output[-2000:]
     (straight_run,) = straight.run_dirs()
     expected = metrics_of(straight_run)

@@ -30,6 +30,9 @@ def test_a_job_signalled_before_its_time_limit_is_requeued_and_resumes(cli, tmp_
     assert "Requeued job" in job_logs  # submitit's own word
     assert f"Resuming from {sweep / '1' / 'checkpoints' / 'interrupted.ckpt'}" in job_logs
 
+    # The requeued job wrote its own record after its training ended (not one left from before the requeue).
+    record, checkpoint = sweep / "1" / "metrics.json", sweep / "1" / "checkpoints" / "last.ckpt"
+    assert record.stat().st_mtime_ns > checkpoint.stat().st_mtime_ns, "metrics.json is older than last.ckpt"
     uninterrupted, requeued = (json.loads((sweep / j / "metrics.json").read_text())["metrics"] for j in "01")
     for key in KEYS:
         assert requeued[key] == pytest.approx(uninterrupted[key], abs=1e-6), key

@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+import timm
 import torch
 
 from src.config.build import build_module
 from src.errors import UserError
 from tests.own_data import user_error
 
-timm = pytest.importorskip("timm")
 NAME = "test_resnet"  # timm's 0.37 M-parameter ResNet for tests
 
 
