@@ -31,7 +31,9 @@ from typing import Any
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
 from src.config.build import build_datamodule
@@ -58,7 +60,7 @@ def compose_recipes(only: list[str] | None, overrides: list[str]) -> list[Recipe
         for name in only or names:
             try:
                 cfg = compose("train", overrides=[f"experiment={name}", *overrides])
-            except Exception as exc:
+            except (HydraException, OmegaConfBaseException) as exc:
                 raise UserError(f"experiment={name} with {' '.join(overrides) or 'no overrides'} does not compose "
                                 f"({str(exc).splitlines()[0]}).") from None
             block = cfg.get("notes_result")

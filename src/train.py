@@ -25,9 +25,8 @@ NO_COMPOSITION = {"choices": {}, "overrides": []}
 
 def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: Any = None) -> dict[str, float]:
     """Run one training job with `cfg` as given; return its final metrics (validation and test). With
-    `cfg.ckpt_path` it continues that checkpoint (`resume`: already read, see `src.runs.sweep_job`).
-    `composition` ({"choices", "overrides"}): what the run is recorded as composed from (by default
-    the Hydra job that composed `cfg`, or when resuming, the checkpoint's run)."""
+    `cfg.ckpt_path` it continues that checkpoint (`resume`: already read). `composition`: the run's group
+    choices and overrides to record (default: the Hydra job's, or when resuming, the checkpoint's run's)."""
     # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
@@ -81,10 +80,8 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     return metrics
 
 
-def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, resumed_from: Path | None
-                 ) -> dict[str, float]:
-    """Fit (from `resumed_from` when resuming), then test the best checkpoint; the final metrics.
-    A signal ends the process here, once the interrupted run's checkpoint is saved."""
+def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, resumed: Path | None) -> dict[str, float]:
+    """Fit (continuing `resumed`), test the best checkpoint; the final metrics. A signal ends the process here."""
     from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn  # (see train's imports)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -94,8 +91,8 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
 
     try:  # Lightning exits with code 0 on SIGTERM; a scheduler must see that the job was stopped
         if cfg.train:
-            with weights_must_fit(resumed_from):
-                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed_from) if resumed_from else None)
+            with weights_must_fit(resumed):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed) if resumed else None)
         metrics = scalar_metrics(trainer.callback_metrics)
         if cfg.test:  # (stopped while testing: a restart resumes from last.ckpt and tests again)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, flag_override
+from omegaconf.errors import OmegaConfBaseException
 
 from src.config.names import override_key
 
@@ -71,7 +73,7 @@ class OneSweepFolder(Callback):
             return
         try:
             theirs = [str(o) for o in OmegaConf.load(earlier).hydra.overrides.task]
-        except Exception:  # unreadable or not Hydra's: nothing to compare with
+        except (OSError, yaml.YAMLError, OmegaConfBaseException, AttributeError):  # unreadable or not Hydra's
             return
         ours = [str(o) for o in config.hydra.overrides.task]
         if sorted(theirs) != sorted(ours):

@@ -30,6 +30,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from src.config.build import plain
 from src.config.names import CONFIG_GROUPS, override_key
@@ -147,7 +148,7 @@ def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_cfg = HydraConfig.get()
     try:
         same_job = str(Path(str(cfg.paths.output_dir)).absolute()) == str(Path(hydra_cfg.runtime.output_dir).absolute())
-    except Exception:  # no paths.output_dir, or one that cannot be resolved: not a run Hydra composed
+    except (OmegaConfBaseException, TypeError):  # no output folder, or one that cannot be resolved: not Hydra's run
         return None
     if not same_job:
         return None
