@@ -10,6 +10,7 @@ from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from src.errors import UserError, require
 
@@ -36,6 +37,16 @@ def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg
     kwargs = plain(model_cfg)
     cls = get_class(kwargs.pop("_target_"))
     return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **{**kwargs, **arguments})
+
+
+def build_net(net: dict[str, Any]) -> nn.Module:
+    """Instantiate a net from its config dict; bad arguments become one-sentence user errors."""
+    try:
+        return instantiate(net, _convert_="all")
+    except InstantiationException as exc:  # Hydra wraps the net's own exception
+        if isinstance(exc.__cause__, ValueError):
+            raise UserError(str(exc.__cause__).rstrip(".") + ".") from exc.__cause__
+        raise
 
 
 def build_all(group: DictConfig | None) -> list[Any]:

@@ -4,7 +4,7 @@
   which turns class-index targets into soft targets (N, C).
 - `flip_tta_log_probs`: test-time augmentation, the average softmax of x and its mirror image.
 - `optimizer_parameters`: parameter groups that keep weight decay off biases and normalisation layers.
-- `check_recipes`: the recipe values checked before anything is built.
+- `check_arguments`: the module's arguments (recipe values among them) checked before anything is built.
 - `build_scheduler`: the configured lr schedule, optionally after a linear warmup
   (`SequentialLR(LinearLR, schedule)`), in optimizer steps or epochs.
 """
@@ -27,8 +27,19 @@ from src.errors import UserError, require
 SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")
 
 
-def check_recipes(hparams: Mapping[str, Any]) -> None:
-    """Refuse, in one sentence, a recipe value out of range or one that needs images on other inputs."""
+RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")  # ClassificationModule's arguments
+
+
+def check_arguments(hparams: Mapping[str, Any]) -> None:
+    """Refuse, in one sentence and before anything is built, a `ClassificationModule` argument out of
+    range: the learning rate, L1, steps per call, a recipe value, or a recipe that needs images on other
+    inputs, and a warmup the schedule cannot take."""
+    lr, l1, k = hparams["optimizer"].get("lr"), hparams.get("l1", 0.0), hparams.get("steps_per_call", 1)
+    require(isinstance(lr, (int, float)) and lr > 0,
+            f"optimizer.lr must be a positive number, got {lr!r}; try e.g. optimizer.lr=0.01.")
+    require(l1 >= 0, f"model.l1 must be >= 0, got {l1}.")
+    require(isinstance(k, int) and not isinstance(k, bool) and k > 0,
+            f"steps_per_call must be a positive integer, got {k!r}.")
     smoothing = hparams.get("label_smoothing", 0.0)
     require(
         isinstance(smoothing, (int, float)) and 0 <= smoothing < 1,

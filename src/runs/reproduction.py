@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from src.models.classifier import build_net
+from src.config.build import build_net
 from src.runs.record import read_record
 from src.runs.tables import markdown_table
 from src.training.lightning_internals import epochs_trained

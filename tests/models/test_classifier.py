@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from src.errors import UserError
-from src.models.classifier import BinaryClassificationModule, ClassificationModule
+from src.models.binary import BinaryClassificationModule
+from src.models.classifier import ClassificationModule
 from src.models.nets.linear import perceptron, softmax_regression
 from src.models.nets.mlp import MLP
 
@@ -129,3 +130,13 @@ def test_metrics_from_confusion_match_torchmetrics(num_classes, absent):
                                               abs=1e-6)
     assert ours["recall"] == pytest.approx(MulticlassRecall(average="macro", **kw)(scores, target).item(), abs=1e-6)
     assert ours["f1"] == pytest.approx(MulticlassF1Score(average="macro", **kw)(scores, target).item(), abs=1e-6)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_the_model_is_one_sentence():
+    saved = {"state_dict": mlp_module().state_dict()}
+    wider = ClassificationModule(net={**MLP_NET, "hidden_sizes": [32]}, num_classes=10, optimizer=dict(SGD))
+    with pytest.raises(UserError, match=r"^the checkpoint's weights do not fit this model \(\d+ tensors differ, e\.g\. "
+                                        r"net\.\S+ is \[16, 64\] there, \[32, 64\] here\); use the run's own model "
+                                        r"settings, or start a new run without ckpt_path\.$"):
+        wider.on_load_checkpoint(saved)
+    mlp_module().on_load_checkpoint(saved)  # the same model: nothing to say

@@ -272,7 +272,7 @@ def top5_reference(scores, y):
 def test_top5_accuracy_is_tracked_only_beyond_ten_classes_and_equals_torchmetrics():
     from torchmetrics.functional.classification import multiclass_accuracy
 
-    assert mlp().val_top5 is None
+    assert mlp().val_metrics.top5 is None
     torch.manual_seed(0)
     module = mlp(input_shape=(6,), num_classes=20).eval()
     x, y = torch.randn(60, 6), torch.randint(0, 20, (60,))
@@ -280,7 +280,7 @@ def test_top5_accuracy_is_tracked_only_beyond_ten_classes_and_equals_torchmetric
         for chunk in range(3):
             module.validation_step((x[chunk * 20:(chunk + 1) * 20], y[chunk * 20:(chunk + 1) * 20]), chunk)
         scores = module(x)
-    ours = module.val_top5.compute().item()
+    ours = module.val_metrics.top5.compute().item()
     assert ours == pytest.approx(top5_reference(scores, y), abs=1e-6)
     assert ours == pytest.approx(multiclass_accuracy(scores, y, 20, top_k=5, average="micro").item(), abs=1e-6)
 
@@ -306,7 +306,7 @@ def test_top5_is_logged_for_validation_and_test():
 def test_every_module_class_rebuilds_from_its_stored_hyperparameters():
     """src.eval / src.predict rebuild with cls(**checkpoint["hyper_parameters"]): a subclass passes the base
     class's arguments on (**kwargs), so the arguments of both constructors rebuild it."""
-    from src.models.classifier import BinaryClassificationModule
+    from src.models.binary import BinaryClassificationModule
     from src.models.googlenet_module import GoogLeNetModule
 
     modules = [
