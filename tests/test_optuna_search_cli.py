@@ -106,6 +106,7 @@ def test_the_median_pruner_stops_hopeless_trials_and_the_report_says_when(cli, t
     assert "Best trial: " in report.stdout and "Parameter importances (Optuna's default evaluator): optimizer.lr" \
         in report.stdout
     assert "## Optuna study digits_mlp" in (sweep / "report.md").read_text()
+    assert "optuna_trial" not in report.stdout  # how a job reaches its trial is not one of its settings
 
 
 def test_two_objectives_give_a_pareto_front_that_optuna_dashboard_serves(cli, tmp_path):

@@ -13,6 +13,9 @@ import yaml
 from src.errors import require
 from src.runs.record import read_record
 
+# What an Optuna search gives each job to reach its trial (src/sweeps/search.py): not the job's settings.
+SEARCH_PLUMBING = "+callbacks.optuna_trial."
+
 
 @dataclass
 class Run:
@@ -70,7 +73,8 @@ def read_run(job: Path) -> Run:
     if overrides_file.is_file():
         for item in yaml.safe_load(overrides_file.read_text()) or []:
             key, _, value = str(item).partition("=")
-            run.overrides[key] = value
+            if not key.startswith(SEARCH_PLUMBING):
+                run.overrides[key] = value
     config_file = job / ".hydra" / "config.yaml"
     config = {}
     if config_file.is_file():
