@@ -13,6 +13,7 @@ lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint 
     predictions.csv         one row per test sample: sample (file, row or position), true and predicted
                             class, loss, every class's probability
     top_losses.png          the most confidently wrong test images, titled "true:pred:probability" (image data)
+    top_losses_cam.png      with cam=true: where the model looks in those images (Grad-CAM, integrated gradients)
     learning_curves.png     train/validation loss and accuracy from the run's TensorBoard or CSV logs
 """
 
@@ -88,7 +89,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = scalar_metrics(trainer.callback_metrics)
     RunRecord(metrics, ckpt_path=str(path.resolve())).write(out_dir)
     write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
-    write_test_predictions(out_dir, trainer, model, datamodule)
+    write_test_predictions(out_dir, trainer, model, datamodule, cam=bool(cfg.get("cam")), source=str(path))
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
 

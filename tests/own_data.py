@@ -131,3 +131,15 @@ def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
         (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
         return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
     return []
+
+
+def write_fashion_classes(root: Path, classes: list[int], per_class: int, skip: int = 0) -> list[Path]:
+    """`per_class` real Fashion-MNIST test images of each of `classes` (after skipping `skip` of each) as PNGs in
+    root/<label folder>/; returns the files written."""
+    images, labels = fashion_test_split()
+    written = []
+    for label in classes:
+        for i in np.flatnonzero(labels == label)[skip:skip + per_class].tolist():
+            write_fashion_pngs(root, images[i:i + 1], labels[i:i + 1], first=i)
+            written.append(root / fashion_folder_name(label) / f"{i:05d}.png")
+    return written

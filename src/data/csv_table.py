@@ -92,7 +92,8 @@ def table_layout(path: str, target: str, features: Sequence[str] | None = None, 
                  fold: int = 0, split_seed: int = 42, encoding: str | None = None) -> TableLayout:
     """Read and prepare a table as `CSVDataModule` does (cached while the file is unchanged)."""
     resolved = Path(str(path)).expanduser()
-    require(resolved.is_file(), f"there is no table at {resolved}; pass data.path=FILE (a .csv or .parquet file).")
+    require(resolved.is_file(),
+            f"there is no table at {resolved}; pass data.path=FILE (a .csv, .xlsx or .parquet file).")
     stat = resolved.stat()
     return _layout(str(resolved.resolve()), stat.st_size, stat.st_mtime_ns, str(target),
                    tuple(features) if features else None, missing, float(test_fraction), float(val_fraction),

@@ -94,6 +94,10 @@ class ImageFolderDataModule(InMemoryDataModule):
         require(len(self.listing.classes) == kwargs.get("num_classes"),
                 f"data.num_classes is {kwargs.get('num_classes')} but {self.listing.root} has "
                 f"{len(self.listing.classes)} class folders; leave data.num_classes to the config.")
+        if loader == "dataloader" and kwargs.get("duplicates", "off") != "off":
+            log.info("data.duplicates: the duplicate check reads the decoded-image cache of data.loader=tensor; "
+                     "skipped with data.loader=dataloader.")
+            kwargs["duplicates"] = "off"
         super().__init__(loader=loader, **kwargs)
         self.root = self.listing.root
         self.test_fraction = float(test_fraction)

@@ -13,6 +13,8 @@ import torch
 from hydra.utils import instantiate
 
 from src.data.batch_transforms import Compose
+from src.data.duplicates import check_policy as check_duplicate_policy
+from src.data.duplicates import screen_splits
 from src.data.sample_loader import sample_loader
 from src.data.splits import Split, fits_on_device, stratified_fold, stratified_split
 from src.data.tensor_loader import TensorBatchLoader
@@ -53,6 +55,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         num_folds: int | None = None,
         fold: int = 0,
         max_device_fraction: float | None = 0.5,
+        duplicates: str = "off",
+        duplicate_distance: int | None = 28,
     ) -> None:
         super().__init__()
         require(
@@ -96,6 +100,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             max_device_fraction is None or (isinstance(max_device_fraction, (int, float)) and max_device_fraction > 0),
             f"data.max_device_fraction must be a positive number (or null for always), got {max_device_fraction!r}.",
         )
+        check_duplicate_policy(duplicates, duplicate_distance)
         self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/hparams.py)
         self.name = name
         self.num_classes = num_classes
@@ -109,6 +114,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.max_device_fraction = max_device_fraction
         self.loader, self.num_workers, self.pin_memory = loader, num_workers, pin_memory
         self.num_folds, self.fold = num_folds, fold
+        self.duplicates, self.duplicate_distance = duplicates, duplicate_distance
         self.augment = {name: spec for name, spec in (augment or {}).items() if spec}
         self.class_names: list[str] = [str(i) for i in range(num_classes)]
         self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None  # every split
@@ -160,12 +166,19 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
                 f"data.num_folds needs a validation split carved from the training data, but {self.name} has a "
                 "fixed one (e.g. validate_on_test); switch that off or drop data.num_folds.",
             )
+            if train.names is None:  # out-of-fold predictions name a sample by its place in the training split
+                train = Split(train.inputs, train.targets, [str(i) for i in range(len(train))])
             keep, held = stratified_fold(train.targets, self.num_folds, self.fold, self.split_seed)
             train, val = train.subset(keep), train.subset(held)
         elif val is None:
             keep, held = stratified_split(train.targets, self.val_fraction, self.split_seed)
             train, val = train.subset(keep), train.subset(held)
         train, val, test = self.encode_splits(train, val, test)
+        if self.duplicates != "off":  # duplicates.csv goes to the run folder (the first process's)
+            trainer = getattr(self, "trainer", None)
+            out_dir = trainer.default_root_dir if trainer is not None and trainer.is_global_zero else None
+            train, val, test = screen_splits(self.name, train, val, test, self.duplicates, self.duplicate_distance,
+                                             out_dir)
         for split_name, split in (("train", train), ("val", val), ("test", test)):
             self._check(split_name, split)
         self.transform = self.make_transform(train)

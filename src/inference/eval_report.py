@@ -11,6 +11,7 @@ from src.callbacks.confusion_matrix import confusion_table_rows
 from src.callbacks.tensorboard_reports import class_names, prediction_grid
 from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png
 from src.inference.test_predictions import test_probabilities, top_losses_figure, write_predictions_csv
+from src.inspection.top_losses_cam import top_losses_cam_figure
 from src.models.metrics import per_class_metrics
 from src.runs.history import read_history
 
@@ -43,8 +44,9 @@ def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
               f"{run_dir}.", flush=True)
 
 
-def write_test_predictions(out_dir: Path, trainer, model, datamodule) -> None:
-    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py)."""
+def write_test_predictions(out_dir: Path, trainer, model, datamodule, cam: bool = False, source: str = "") -> None:
+    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py);
+    with `cam`, top_losses_cam.png: where the model looks in those images (src/inspection/top_losses_cam.py)."""
     probabilities = test_probabilities(trainer, model, datamodule)
     names = class_names(trainer, probabilities.shape[1])
     write_predictions_csv(out_dir / "predictions.csv", datamodule.test_split, probabilities, names)
@@ -54,6 +56,10 @@ def write_test_predictions(out_dir: Path, trainer, model, datamodule) -> None:
     else:
         print("top_losses.png skipped: no test image is predicted wrong (or the data set does not hold images).",
               flush=True)
+    if cam:
+        figure = top_losses_cam_figure(datamodule, model, probabilities, names, source)
+        if figure is not None:
+            save_png(figure, out_dir / "top_losses_cam.png")
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:

@@ -10,9 +10,10 @@ parts (kernels, pooling, gradient norms, activation derivatives) are plain funct
                  diagonal kernel applied three times
     pooling      max, average, min and overlapped pooling; resize vs 2x2 max-pool
     cnn          a trained CNN's first-layer filters and the feature maps of each conv layer
+    cam          where a trained CNN looks: Grad-CAM and integrated gradients over image files (inputs=)
     iris         notes 0's iris scatter plot with a trained softmax regression's decision regions
     xor          the XOR MLP's decision boundary vs the perceptron's line
     datasets     notes 3's data-set table, generated from conf/data/*.yaml (Markdown)
 """
 
-TOPICS = ("activations", "filters", "pooling", "cnn", "iris", "xor", "datasets")
+TOPICS = ("activations", "filters", "pooling", "cnn", "cam", "iris", "xor", "datasets")
