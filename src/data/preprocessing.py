@@ -52,17 +52,17 @@ class Preprocessing:
 
 def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
     """Input shape, class names and normalisation from the checkpoint (the data module's stored
-    state); a checkpoint from before that state existed recomputes them from the data set."""
+    state); a checkpoint that holds no such state has them recomputed from the data set."""
     data_cfg = dict(ckpt["run_config"].get("data") or {})
     net_cfg = (ckpt.get("hyper_parameters") or {}).get("net") or {}
     input_shape = tuple(int(d) for d in (net_cfg.get("input_shape") or data_cfg.get("input_shape") or ()))
     name = str(data_cfg.get("name", "data"))
     try:
         state = ckpt.get(get_class(data_cfg["_target_"]).__qualname__)
-    except (KeyError, ImportError, ValueError):  # no `_target_`, or a data class this code no longer has
+    except (KeyError, ImportError, ValueError):  # no `_target_`, or a data class that cannot be imported
         state = None
     if not isinstance(state, dict) or "class_names" not in state:
-        log.warning("%s holds no preprocessing state (older checkpoint): recomputing it from the %s data set.",
+        log.warning("%s holds no preprocessing state: recomputing it from the %s data set.",
                     path, name)
         state = _state_from_data(data_cfg)
     num_classes = int(data_cfg.get("num_classes") or len(state.get("class_names") or []))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
+import hydra.utils
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
+from src.config.names import CONF
 from src.models.nets.alexnet import alexnet
 from src.models.nets.common import InputShapeError, conv_output_size
 from src.models.nets.googlenet import GoogLeNetOutputs, googlenet
@@ -17,25 +21,26 @@ from src.models.nets.resnet import Bottleneck, resnet18, resnet34, resnet50, res
 from src.models.nets.small_cnns import notes0_cnn, notes1_cnn, notes2_simple_cnn, notes4_dropout_cnn
 from src.models.nets.vgg import vgg11, vgg13, vgg16, vgg19
 
-BUILDERS = {
-    "notes0_cnn": notes0_cnn,
-    "notes1_cnn": notes1_cnn,
-    "notes2_simple_cnn": notes2_simple_cnn,
-    "notes4_dropout_cnn": notes4_dropout_cnn,
-    "lenet5": lenet5,
-    "lenet5_tanh": partial(lenet5, activation="tanh"),
-    "alexnet": alexnet,
-    "vgg11": vgg11,
-    "vgg11_bn": partial(vgg11, batch_norm=True),
-    "vgg13": vgg13,
-    "vgg16": vgg16,
-    "vgg19": vgg19,
-    "googlenet": googlenet,
-    "resnet18": resnet18,
-    "resnet34": resnet34,
-    "resnet50": resnet50,
-    "resnet101": resnet101,
-}
+# Not tested here: nets that are not convolutional (tests/models/test_classifier.py, test_zoo_configs.py and
+# the config tests build them), timm's (tests/models/test_timm_weights.py), and the speed-run net, whose
+# first layer is fitted to the data and never trained (tests/models/test_speedrun.py).
+NOT_HERE = ("src.models.nets.mlp.", "src.models.nets.linear.", "src.models.nets.timm_net.", "src.models.nets.speedrun.")
+
+
+def cnn_builders() -> dict[str, Callable[..., nn.Module]]:
+    """{config name: the builder its `net._target_` names} for every conf/model/*.yaml with a CNN of its own
+    (a file that only inherits another's net, such as resnet.yaml, is tested through that file)."""
+    builders = {}
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        target = (OmegaConf.load(path).get("net") or {}).get("_target_")
+        if target and not target.startswith(NOT_HERE):
+            builders[path.stem] = hydra.utils.get_method(target)
+    return builders
+
+
+# Every CNN of conf/model/, plus variants chosen by a net argument.
+BUILDERS = {**cnn_builders(), "lenet_tanh": partial(lenet5, activation="tanh"),
+            "vgg11_bn": partial(vgg11, batch_norm=True)}
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 96, 96)]
 # The file runs in ~10 s on 2 idle cores (~25 s with every net at 96 px), several times longer when
 # other processes share the cores (torch's threads then contend). To keep it short, the deepest nets
@@ -47,7 +52,7 @@ CASES = [
 ]
 # Nets whose convolutions cannot fit 8x8 images (the `digits` data set), with their minimum side.
 # The others handle 8x8: padded convs, ceil-mode pools (VGG, GoogLeNet) or adaptive pooling.
-TOO_SMALL_AT_8PX = {"notes1_cnn": 20, "notes4_dropout_cnn": 12, "lenet5": 12, "lenet5_tanh": 12}
+TOO_SMALL_AT_8PX = {"notes1_mnist_cnn": 20, "notes4_dropout_cnn": 12, "lenet": 12, "lenet_tanh": 12}
 
 
 def loss_of(output: torch.Tensor | GoogLeNetOutputs, target: torch.Tensor) -> torch.Tensor:
@@ -83,7 +88,7 @@ def test_forward_shape_and_one_sgd_step(name: str, shape: tuple[int, int, int]) 
     check_shape_and_one_step(model, shape, 10)
 
 
-@pytest.mark.parametrize("name", ["notes1_cnn", "lenet5", "resnet18"])
+@pytest.mark.parametrize("name", ["notes1_mnist_cnn", "lenet", "resnet18"])
 def test_seven_classes(name: str) -> None:
     torch.manual_seed(0)
     model = BUILDERS[name](input_shape=(3, 32, 32), num_classes=7)

@@ -14,11 +14,11 @@ from src.errors import UserError
 from src.models.googlenet_module import GoogLeNetModule
 from src.models.nets.googlenet import GoogLeNetOutputs
 
-ZOO = [
-    "lenet", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet", "resnet", "resnet18", "resnet34",
-    "resnet50", "resnet101", "notes0_cnn", "notes1_mnist_cnn", "notes2_simple_cnn", "notes4_dropout_cnn",
-    "deep_mlp",
-]
+# Every model config is tested here but these, which the named tests cover: the binary-gate models (one
+# output unit; tests/test_train_cli.py), timm's (tests/models/test_timm_weights.py) and the speed-run
+# net, whose first layer is fitted to the training data (tests/models/test_speedrun.py).
+TESTED_ELSEWHERE = {"perceptron", "xor_mlp", "timm", "speedrun_net"}
+ZOO = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if p.stem not in TESTED_ELSEWHERE)
 IMAGE_EXPERIMENTS = sorted(
     p.stem for p in (CONF / "experiment").glob("*.yaml")
     if any(d in p.stem for d in ("mnist", "cifar"))
