@@ -62,11 +62,10 @@ class CheckpointOnInterrupt(L.Callback):
         self._restore_requeue_signal()
 
     def _on_ctrl_c(self, signum: int, frame: Any) -> None:
-        if self.ctrl_c_pressed or not callable(signal.getsignal(signal.SIGTERM)):
+        if self.ctrl_c_pressed or not stop_at_next_batch_boundary(frame):
             raise KeyboardInterrupt  # a second Ctrl-C (or no SIGTERM handler of Lightning's): stop at once
         self.ctrl_c_pressed = True
         print("\nStopping after the batch in progress (Ctrl-C again to stop at once) ...", flush=True)
-        stop_at_next_batch_boundary(frame)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_ctrl_c()
