@@ -5,7 +5,8 @@ Model and data are rebuilt from the configuration stored in the checkpoint. The 
 the run the checkpoint belongs to, `<run_dir>/eval/<date>_<time>_<microseconds>/` (the checkpoint
 lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint kept elsewhere:
 
-    metrics.json            test metrics (and the checkpoint's path)
+    metrics.json            test metrics (with test/ece, test/nll, test/brier), the checkpoint's path and its
+                            temperature when src.calibrate fitted one
     confusion_matrix.png    counts and row-normalised matrix, class names, colour bars
     confusion_matrix.csv    rows `true_<class>`, columns `pred_<class>`
     per_class.csv           class, precision, recall, f1, support
@@ -14,6 +15,7 @@ lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint 
                             class, loss, every class's probability
     top_losses.png          the most confidently wrong test images, titled "true:pred:probability" (image data)
     top_losses_cam.png      with cam=true: where the model looks in those images (Grad-CAM, integrated gradients)
+    reliability_diagram.png accuracy against confidence in 15 bins (src/models/calibration.py)
     learning_curves.png     train/validation loss and accuracy from the run's TensorBoard or CSV logs
 """
 
@@ -55,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
     from src.config import build
-    from src.inference.eval_report import write_report, write_test_predictions
+    from src.inference.eval_report import write_calibration, write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
     from src.runs.checkpoint import load_checkpoint, run_dir_of
     from src.runs.quiet import quiet_library_noise
@@ -87,9 +89,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule)
 
     metrics = scalar_metrics(trainer.callback_metrics)
-    RunRecord(metrics, ckpt_path=str(path.resolve())).write(out_dir)
     write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
-    write_test_predictions(out_dir, trainer, model, datamodule, cam=bool(cfg.get("cam")), source=str(path))
+    probabilities = write_test_predictions(out_dir, trainer, model, datamodule, cam=bool(cfg.get("cam")),
+                                           source=str(path))
+    metrics.update(write_calibration(out_dir, trainer, probabilities, datamodule.test_split.targets))
+    RunRecord(metrics, ckpt_path=str(path.resolve()), temperature=ckpt.get("temperature")).write(out_dir)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
 

@@ -33,6 +33,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.run_config import RunConfigInCheckpoint
+    from src.callbacks.test_predictions import TestPredictionsCSV
     from src.config import build
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
@@ -60,7 +61,8 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     callbacks = build.build_all(cfg.get("callbacks"))
-    callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir))]
+    callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir)),
+                  TestPredictionsCSV(str(out_dir))]  # every test sample's prediction, for src.compare
     loggers = trackers.build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 

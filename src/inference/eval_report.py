@@ -1,6 +1,6 @@
 """The report folder of `python -m src.eval` besides its metrics.json: confusion matrix (figure and
 CSV), per-class scores, a grid of test predictions, learning curves, every test sample's prediction and
-the top losses (the files are listed in src/eval.py)."""
+the top losses, calibration and the reliability diagram (the files are listed in src/eval.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 from src.callbacks.confusion_matrix import confusion_table_rows
 from src.callbacks.tensorboard_reports import class_names, prediction_grid
-from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png
+from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png, to_rgb
+from src.figures.reliability import reliability_figure
 from src.inference.test_predictions import test_probabilities, top_losses_figure, write_predictions_csv
 from src.inspection.top_losses_cam import top_losses_cam_figure
+from src.models.calibration import calibration_metrics, reliability_bins
 from src.models.metrics import per_class_metrics
 from src.runs.history import read_history
 
@@ -44,7 +46,7 @@ def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
               f"{run_dir}.", flush=True)
 
 
-def write_test_predictions(out_dir: Path, trainer, model, datamodule, cam: bool = False, source: str = "") -> None:
+def write_test_predictions(out_dir: Path, trainer, model, datamodule, cam: bool = False, source: str = ""):
     """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py);
     with `cam`, top_losses_cam.png: where the model looks in those images (src/inspection/top_losses_cam.py)."""
     probabilities = test_probabilities(trainer, model, datamodule)
@@ -60,6 +62,22 @@ def write_test_predictions(out_dir: Path, trainer, model, datamodule, cam: bool 
         figure = top_losses_cam_figure(datamodule, model, probabilities, names, source)
         if figure is not None:
             save_png(figure, out_dir / "top_losses_cam.png")
+    return probabilities
+
+
+def write_calibration(out_dir: Path, trainer, probabilities, targets) -> dict[str, float]:
+    """`test/ece`, `test/nll`, `test/brier` (src/models/calibration.py) and reliability_diagram.png, also
+    logged to TensorBoard when the command has a TensorBoard logger."""
+    scores = calibration_metrics(probabilities, targets)
+    figure = reliability_figure(reliability_bins(probabilities, targets), "Reliability diagram, test", scores)
+    save_png(figure, out_dir / "reliability_diagram.png")
+    metrics = {f"test/{name}": value for name, value in scores.items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_image"):
+            experiment.add_image("test/reliability_diagram", to_rgb(figure), trainer.global_step, dataformats="HWC")
+    return metrics
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:

@@ -6,6 +6,10 @@ one loader of `src.eval`, `src.predict`, `src.export` and the visuals. Loading l
 random numbers alone: unlike Lightning's `load_from_checkpoint` it does not run the module's
 `on_load_checkpoint` hook, which restores what resuming a run needs (the run's random-number state
 among it), and the throwaway initial weights are drawn from a forked generator.
+
+A checkpoint written by `src.calibrate` also holds a fitted `temperature`: the rebuilt module's net is
+then `TemperatureScaled` (logits divided by T), so eval, predict and export give calibrated
+probabilities with the same predicted classes.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ import torch
 from hydra.utils import get_class
 
 from src.errors import UserError, require
+from src.models.nets.temperature import TemperatureScaled
 from src.models.nets.weights import without_weight_loading
 
+TEMPERATURE_KEY = "temperature"  # the checkpoint entry src.calibrate writes
 
-def rebuild_module(path: Path, ckpt: dict[str, Any]):
-    """The LightningModule of a checkpoint, weights loaded, in eval mode, on the CPU."""
+
+def rebuild_module(path: Path, ckpt: dict[str, Any], calibrated: bool = True):
+    """The LightningModule of a checkpoint, weights loaded, in eval mode, on the CPU; with the stored
+    temperature applied to its net unless `calibrated=False`."""
     target = ckpt["run_config"].get("model", {}).get("_target_")
     try:
         module_cls = get_class(target)
@@ -54,6 +62,9 @@ def rebuild_module(path: Path, ckpt: dict[str, Any]):
             f"configuration ({detail}); the file was changed or comes from other model code: pass a "
             "checkpoint that src.train wrote with this code."
         ) from exc
+    temperature = ckpt.get(TEMPERATURE_KEY)
+    if calibrated and temperature is not None:
+        module.net = TemperatureScaled(module.net, float(temperature))  # after the weights: their keys stay the net's
     return module.eval()
 
 

@@ -37,6 +37,7 @@ class RunRecord:
     versions: dict[str, str | None] | None = None
     config: dict[str, Any] | None = None
     ckpt_path: str | None = None  # an evaluation's record: the checkpoint it evaluated
+    temperature: float | None = None  # an evaluation of a src.calibrate checkpoint: the temperature it applied
     path: Path | None = field(default=None, compare=False)
 
     @property

@@ -51,7 +51,11 @@ def collect_runs(sweep_dir: str | Path) -> list[Run]:
     """Every job folder of `sweep_dir` (a folder with `.hydra/overrides.yaml` or `metrics.json`)."""
     root = Path(sweep_dir).expanduser()
     require(root.is_dir(), f"there is no folder at {root}; pass a multirun folder, e.g. logs/train/multiruns/<stamp>.")
-    jobs = sorted((p for p in root.iterdir() if p.is_dir() and _is_job(p)), key=_job_key)
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=_job_key)
+    jobs = [p for p in folders if _is_job(p)]
+    # A folder holding one run per classifier of one command (src.baseline) lists each of them.
+    jobs += [q for p in folders if not _is_job(p) for q in sorted(p.iterdir(), key=_job_key)
+             if q.is_dir() and _is_job(q)]
     if not jobs and _is_job(root):  # a single run's folder
         jobs = [root]
     require(
@@ -59,7 +63,10 @@ def collect_runs(sweep_dir: str | Path) -> list[Run]:
         f"{root} holds no runs (job folders with .hydra/overrides.yaml or metrics.json); pass a multirun "
         "folder such as logs/train/multiruns/<stamp>.",
     )
-    return [read_run(job) for job in jobs]
+    runs = [read_run(job) for job in jobs]
+    for run in runs:  # a nested run is named by its path below the folder: baselines/logistic_regression
+        run.job = run.path.relative_to(root).as_posix() if run.path != root else run.job
+    return runs
 
 
 def _is_job(path: Path) -> bool:

@@ -46,7 +46,7 @@ def load_trained(ckpt_path: str) -> Trained:
     (the loader of src.eval and src.predict: the caller's random numbers are left alone)."""
     path, ckpt = load_checkpoint(ckpt_path)
     config = ckpt["run_config"]
-    module = rebuild_module(path, ckpt)
+    module = rebuild_module(path, ckpt, calibrated=False)  # the layers as trained
     return Trained(module, load_datamodule(config["data"]), dict(config["data"]), str(path))
 
 
