@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from omegaconf.errors import MissingMandatoryValue
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -28,8 +30,6 @@ def _loaded_class(module: str, name: str) -> type | None:
 
 def explain(exc: BaseException) -> UserError | None:
     """The `UserError` behind `exc` (it may be wrapped by Hydra's instantiate or OmegaConf), if any."""
-    from omegaconf.errors import MissingMandatoryValue
-
     input_shape_error = _loaded_class("src.models.nets.common", "InputShapeError")
     seen = exc
     while seen is not None:

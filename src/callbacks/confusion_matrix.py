@@ -6,6 +6,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from rich.console import Console
+from rich.table import Table
 
 
 def confusion_table_rows(matrix: torch.Tensor, class_names: list[str]) -> list[list[str]]:
@@ -40,9 +42,6 @@ class ConfusionMatrixTable(L.Callback):
 
     @staticmethod
     def _print(rows: list[list[str]]) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
         table = Table(title="Test confusion matrix (rows: true class, columns: predicted class)")
         table.add_column("")
         for cell in rows[0][1:]:

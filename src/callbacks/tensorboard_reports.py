@@ -21,6 +21,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import MLFlowLogger
+
+from src.errors import UserError
+from src.figures.plots import as_display_images, confusion_matrix_figure, prediction_grid_figure, to_rgb
+from src.models.metrics import per_class_metrics
+from src.models.steps_per_call import optimizer_steps_per_epoch
+from src.runs.trackers import image_loggers as takes_images
+from src.runs.trackers import log_image
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -31,8 +39,6 @@ def active(trainer: L.Trainer) -> bool:
 
 def image_loggers(trainer: L.Trainer) -> list[Any]:
     """The loggers that take images (TensorBoard, MLflow, W&B), on the main process only."""
-    from src.runs.trackers import image_loggers as takes_images
-
     return takes_images(trainer.loggers) if active(trainer) else []
 
 
@@ -57,8 +63,6 @@ def tag_name(name: str) -> str:
 
 def expected_epochs(trainer: L.Trainer) -> int | None:
     """How many epochs the run will last (from max_epochs, or max_steps and the epoch length)."""
-    from src.models.steps_per_call import optimizer_steps_per_epoch
-
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
     if trainer.max_steps and trainer.max_steps > 0:
         per_epoch = optimizer_steps_per_epoch(trainer)
@@ -73,8 +77,6 @@ class EveryNEpochs:
 
     def __init__(self, every_n_epochs: int | None, auto_logs: int) -> None:
         if every_n_epochs is not None and (not isinstance(every_n_epochs, int) or every_n_epochs < 1):
-            from src.errors import UserError
-
             raise UserError(f"every_n_epochs must be a positive integer or null (automatic), got {every_n_epochs!r}.")
         self.every_n_epochs = every_n_epochs
         self.auto_logs = auto_logs
@@ -117,8 +119,6 @@ class ConfusionMatrixImage(L.Callback):
         loggers = image_loggers(trainer)
         if matrix is None or not loggers:
             return
-        from src.figures.plots import confusion_matrix_figure, to_rgb
-        from src.runs.trackers import log_image
 
         names = class_names(trainer, len(matrix))
         image = to_rgb(confusion_matrix_figure(matrix, names, f"Confusion matrix, {title}"))
@@ -151,9 +151,7 @@ class PerClassMetrics(L.Callback):
     def _log(trainer: L.Trainer, matrix: torch.Tensor | None, split: str) -> None:
         if matrix is None or not trainer.loggers:
             return
-        from lightning.pytorch.loggers import MLFlowLogger
 
-        from src.models.metrics import per_class_metrics
 
         scores = per_class_metrics(matrix)
         names = [tag_name(n) for n in class_names(trainer, len(matrix))]
@@ -183,8 +181,6 @@ class PredictionGrid(L.Callback):
         grid = prediction_grid(trainer, pl_module, self.num_images, self.ncols)
         if grid is None:
             return
-        from src.figures.plots import to_rgb
-        from src.runs.trackers import log_image
 
         image = to_rgb(grid)
         for logger in loggers:
@@ -197,7 +193,6 @@ def prediction_grid(trainer: L.Trainer, pl_module: L.LightningModule, num_images
     split = getattr(datamodule, "test_split", None)
     if split is None or len(split) == 0:
         return None
-    from src.figures.plots import as_display_images, prediction_grid_figure
 
     index = torch.arange(min(num_images, len(split)))
     show = getattr(datamodule, "display_inputs", None)  # images read from files on the per-sample path

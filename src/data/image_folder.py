@@ -28,11 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from src.data import image_cache
+from src.data.batch_transforms import Normalize
+from src.data.image_datasets import channel_stats
 from src.data.image_file_dataset import ImageFileDataset, SampleAugment, check_sample_augment
+from src.data.image_files import read_images
 from src.data.image_folder_listing import list_images
 from src.data.image_folder_settings import check_channels, image_size_of, memory_bytes, normalisation_of
 from src.data.in_memory import InMemoryDataModule, Split, stratified_split
 from src.data.sample_loader import ResumableDataLoader, resumable_loader
+from src.data.stratify import check_stratifiable
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)
@@ -112,19 +117,15 @@ class ImageFolderDataModule(InMemoryDataModule):
     # --- the cache: built in prepare_data (one process per node), read in setup ---------------------------
     def _key(self):
         """The cache key of the listed files, stat'ed once per data module (prepare_data and setup share it)."""
-        from src.data.image_cache import cache_key
-
         if self._cache_key is None:
             try:
-                self._cache_key = cache_key(self.root, self.listing.files, self.channels, self.size)
+                self._cache_key = image_cache.cache_key(self.root, self.listing.files, self.channels, self.size)
             except FileNotFoundError as exc:
                 raise UserError(f"{exc.filename} was removed while the run started; start the run again.") from exc
         return self._cache_key
 
     def prepare_data(self) -> None:
         """Decode the images into the cache (tensor loader) or check them (dataloader), unless done before."""
-        from src.data import image_cache
-
         key = self._key()
         stop = not self.skip_bad_images
         if self.loader == "tensor":
@@ -149,8 +150,6 @@ class ImageFolderDataModule(InMemoryDataModule):
     def _read(self) -> tuple[np.ndarray | None, list[tuple[int, str]]]:
         """(the cached images, memory-mapped, or None on the per-sample path; the unreadable files); builds what
         is missing when used without a Trainer (which would have called prepare_data first)."""
-        from src.data import image_cache
-
         key = self._key()
         for attempt in range(2):
             if self.loader == "tensor":
@@ -185,8 +184,6 @@ class ImageFolderDataModule(InMemoryDataModule):
     def load(self) -> tuple[Split, Split | None, Split, list[str]]:
         """The splits, by index first (targets only), then each split's images copied out of the memory-mapped
         cache: memory holds the decoded images once, not the cache plus its splits."""
-        from src.data.stratify import check_stratifiable
-
         images, bad = self._read()
         if bad and not self.skip_bad_images:
             self._refuse(bad)
@@ -230,14 +227,9 @@ class ImageFolderDataModule(InMemoryDataModule):
         require(len(split) > 0, f"the {self.name} {split_name} split is empty; use a smaller val_fraction.")
 
     def make_transform(self, train: Split):
-        from src.data.batch_transforms import Normalize
-        from src.data.image_datasets import channel_stats
-
         if self.mean is not None and self.std is not None:
             return Normalize(self.mean, self.std)
         if self.file_backed:
-            from src.data.image_files import read_images
-
             step = max(1, len(train) // STATS_SAMPLE)
             sample = [self.paths[int(i)] for i in train.inputs[::step][:STATS_SAMPLE].tolist()]
             images = torch.from_numpy(read_images(sample, self.channels, self.size, skip_bad=True)[0])
@@ -259,7 +251,6 @@ class ImageFolderDataModule(InMemoryDataModule):
     def display_inputs(self, split: Split, index: torch.Tensor) -> torch.Tensor:
         if not self.file_backed:
             return super().display_inputs(split, index)
-        from src.data.image_files import read_images
 
         files = [self.paths[int(i)] for i in split.inputs[index.cpu()].tolist()]
         return torch.from_numpy(read_images(files, self.channels, self.size, skip_bad=True)[0])

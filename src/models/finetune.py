@@ -12,12 +12,14 @@ The head is what timm's `pretrained_cfg["classifier"]` names (timm models), else
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from torch import nn
 
 from src.errors import UserError, require
+from src.models.nets.timm_net import head_names
 
 KEYS = {"freeze_epochs": 0, "backbone_lr_scale": 1.0}  # the settings and their "off" values
 
@@ -27,8 +29,6 @@ def check_finetune(finetune: Mapping[str, Any] | None, scheduler: Mapping[str, A
     settings = dict(finetune or {})
     for key in settings:
         if key not in KEYS:
-            import difflib
-
             close = difflib.get_close_matches(key, list(KEYS), n=1)
             hint = f"did you mean model.finetune.{close[0]}?" if close else f"it takes: {', '.join(KEYS)}."
             raise UserError(f"model.finetune.{key} is not a fine-tuning setting; {hint}")
@@ -49,8 +49,6 @@ def check_finetune(finetune: Mapping[str, Any] | None, scheduler: Mapping[str, A
 
 def head_module_names(net: nn.Module) -> list[str]:
     """Module names of the net's classifier head (see the module docstring)."""
-    from src.models.nets.timm_net import head_names
-
     if getattr(net, "pretrained_cfg", None):
         names = head_names(net)
         if names:

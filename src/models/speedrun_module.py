@@ -38,6 +38,7 @@ import math
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
@@ -206,8 +207,6 @@ class SpeedrunModule(ClassificationModule):
         return groups
 
     def configure_optimizers(self) -> Any:
-        from hydra.utils import instantiate
-
         cfg = dict(self.hparams.optimizer)
         cfg.pop("decay_bias_and_norm", None)
         lr, weight_decay = float(cfg["lr"]), float(cfg.get("weight_decay") or 0.0)

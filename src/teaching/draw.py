@@ -42,7 +42,6 @@ def matrix_panel(ax, matrix: torch.Tensor | np.ndarray, title: str, cmap: str = 
             ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=font,
                     color="white" if strong else "black")
     if highlight_border:
-
         ax.add_patch(Rectangle((0.5, 0.5), cols - 2, rows - 2, fill=False, edgecolor="#d62728", linewidth=2.5))
     ax.set_xticks(range(cols))
     ax.set_yticks(range(rows))

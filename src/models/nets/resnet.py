@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from src.models.nets.common import as_chw, feature_shape
+from src.models.nets.weights import load_weights
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50", "resnet101"]
 
@@ -180,8 +181,6 @@ def _build(block: type[BasicBlock | Bottleneck], layers: Sequence[int], input_sh
            stem: str, name: str, weights_file: str | None) -> ResNet:
     net = ResNet(block, layers, input_shape, num_classes, stem=stem, name=name)
     if weights_file:
-        from src.models.nets.weights import load_weights
-
         hint = "; torchvision's ResNet weights need model.net.stem=imagenet" if net.stem_kind != "imagenet" else ""
         load_weights(net, weights_file, head=["fc"], first_conv=["stem.0"], rename=from_torchvision_names,
                      name=name, hint=hint)
