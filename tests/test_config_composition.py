@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from src.config.names import CONF
 from tests.own_data import own_data
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "composed_configs.json"
 NEUTRAL_ROOT = "<root>"
 

@@ -21,11 +21,8 @@ from hydra.utils import get_class, instantiate
 from torch import nn
 from torchvision.transforms import v2
 
+from src.config.names import SCHEDULER_OWN_KEYS
 from src.errors import UserError, require
-
-# Keys of the scheduler config read here, not passed to the scheduler class.
-SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")
-
 
 RECIPE_KEYS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")  # ClassificationModule's arguments
 

@@ -16,6 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from src.config.names import CONF
+from src.runs.tables import markdown_table
 
 DATA_DIR = CONF / "data"
 
@@ -83,15 +84,9 @@ def _count(n: int, per_class: int | None) -> str:
     return f"{n:,} ({per_class:,} per class)" if per_class else f"{n:,}"
 
 
-def markdown_table(rows: list[dict[str, str]]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row[h] for h in header) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def render(cfg, output) -> None:
-    table = markdown_table(dataset_rows())
+    rows = dataset_rows()
+    table = markdown_table(list(rows[0]), [list(row.values()) for row in rows]) + "\n"
     note = ("Resolution and classes: `input_shape` and `num_classes` of `conf/data/<name>.yaml`; train / test: the "
             "official splits (digits: the config's `test_fraction` of 1,797); validation: carved from train by "
             "`data.val_fraction`.\n")
