@@ -42,7 +42,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     from src.runs.hparams import hparams_for_logging
     from src.runs.quiet import quiet_library_noise
     from src.runs.record import completed_record
-    from src.runs.resume import checked_resume_point, composition_of, keep_csv_logs
+    from src.runs.resume import checked_resume_point, composition_of, continue_logs
     from src.training.tuner import tune
 
     started = time.perf_counter()
@@ -60,17 +60,15 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
     model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
-    callbacks = build.build_all(cfg.get("callbacks"))
-    callbacks += [RunConfigInCheckpoint(build.plain(cfg), composition), ConfusionMatrixTable(csv_dir=str(out_dir)),
-                  TestPredictionsCSV(str(out_dir))]  # every test sample's prediction, for src.compare
+    callbacks = [*build.build_all(cfg.get("callbacks")), RunConfigInCheckpoint(build.plain(cfg), composition),
+                 ConfusionMatrixTable(csv_dir=str(out_dir)), TestPredictionsCSV(str(out_dir))]  # last: src.compare
     loggers = trackers.build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
 
     if rank_zero_only.rank == 0:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resume is not None:
-            print(f"Resuming from {resume.path}: logs and checkpoints continue in {out_dir}", flush=True)
-            keep_csv_logs(loggers, resume.global_step)
+            continue_logs(resume, loggers, out_dir)
     params = hparams_for_logging(cfg, composition)  # what runs are compared by (src/runs/hparams.py)
     trackers.log_params(loggers, params)
     with trackers.end_with_job():  # the W&B run of this job ends with it

@@ -259,6 +259,12 @@ def check_resumable(cfg: dict[str, Any], run_config: dict[str, Any], path: Path)
     )
 
 
+def continue_logs(resume: ResumePoint, loggers: list[Any], out_dir: Path) -> None:
+    """Say where a resumed run goes on, and keep the CSV rows logged so far (`keep_csv_logs`)."""
+    print(f"Resuming from {resume.path}: logs and checkpoints continue in {out_dir}", flush=True)
+    keep_csv_logs(loggers, resume.global_step)
+
+
 def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
     """Lightning's CSV logger deletes the `metrics.csv` it finds in its folder; a resumed run moves the
     one of the run so far aside (`metrics_before_resume_<step>.csv`) so that no logged row is lost."""
