@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
-from src.config.choices import check_choices
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error
 
 NO_COMPOSITION = {"choices": {}, "overrides": []}
@@ -126,5 +126,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    exits_on_user_error(check_choices)(sys.argv[1:])
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

@@ -151,6 +151,9 @@ def test_two_objectives_give_a_pareto_front_that_optuna_dashboard_serves(cli, tm
     (["hydra.sweeper.sampler=tpee"], "error: hydra.sweeper.sampler=tpee is not a sampler; choose one of tpe,"),
     (["+hydra.sweeper.params.model.net.dropout='intervall(0.1,0.5)'"],  # as a config file would spell it
      "error: hydra.sweeper.params.model.net.dropout: cannot read 'model.net.dropout=intervall(0.1,0.5)' (Hydra"),
+    (["model.net.dropout=intervall(0.1,0.5)"],  # as typed on the command line
+     "error: cannot read the override model.net.dropout=intervall(0.1,0.5): Unknown function 'intervall' (known:"),
+    (["model.net.dropout=interval(0.1,0.5"], "error: cannot read the override model.net.dropout=interval(0.1,0.5: "),
 ])
 def test_bad_search_settings_end_in_one_sentence(cli_in_process, args, said):
     result = cli_in_process("src.train", *SEARCH, *args)
