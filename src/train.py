@@ -86,13 +86,11 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from src.callbacks.interruption import end_interrupted_run
-    from src.runs.resume import weights_must_fit
     from src.runs.summary import one_line, scalar_metrics
 
     try:  # Lightning exits with code 0 on SIGTERM; a scheduler must see that the job was stopped
         if cfg.train:
-            with weights_must_fit(resumed):
-                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed) if resumed else None)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(resumed) if resumed else None)
         metrics = scalar_metrics(trainer.callback_metrics)
         if cfg.test:  # (stopped while testing: a restart resumes from last.ckpt and tests again)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

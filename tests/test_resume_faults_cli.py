@@ -9,6 +9,8 @@ import shutil
 
 import pytest
 
+from tests.conftest import assert_one_sentence
+
 # Early stopping and checkpoints stay on (the defaults): resuming must give them their metrics.
 RUN = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none", "model.net.dropout=0.2",
        "augment=noise", "trainer.deterministic=true", "seed=3", "trainer.max_epochs=3"]
@@ -58,3 +60,7 @@ def test_sigterm_at_three_moments_then_resume_gives_the_uninterrupted_metrics(cl
         assert_same_metrics(metrics_of(run), expected)
     record = json.loads((run / "metrics.json").read_text())
     assert record["overrides"] == original  # the run's own overrides, not `ckpt_path=...`
+
+    # the same checkpoint with other layers: one sentence naming a tensor that differs, before any step
+    wider = cli("src.train", *original, "model.net.hidden_sizes=[32]", f"ckpt_path={saved[0]}")
+    assert_one_sentence(wider, "the checkpoint's weights do not fit this model", "is [128, 64] there, [32, 64] here")

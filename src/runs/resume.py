@@ -21,8 +21,6 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,17 +274,3 @@ def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:
                 kept.append(metrics.replace(metrics.with_name(f"metrics_before_resume_{step}.csv")))
     return kept
 
-
-@contextmanager
-def weights_must_fit(resumed_from: Path | None) -> Iterator[None]:
-    """Fitting from `resumed_from`: weights that do not fit the model end in one sentence. (torch raises
-    a plain RuntimeError for them, told apart only by its message.)"""
-    try:
-        yield
-    except RuntimeError as exc:
-        if resumed_from and "Error(s) in loading state_dict" in str(exc):
-            raise UserError(
-                f"the weights in {resumed_from} do not fit this model (its layers differ from the run's); "
-                "resume with the run's own model settings, or start a new run without ckpt_path."
-            ) from exc
-        raise
