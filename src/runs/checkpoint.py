@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from src.errors import UserError, require
+from src.models.nets.weights import unsafe_globals
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -83,7 +84,7 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
     except pickle.UnpicklingError as exc:  # the safe loader refused what the pickle asks for, or the pickle is broken
         if not _pickle_is_whole(path):
             raise _unreadable(path, exc) from exc
-        found = _unsafe_globals(path)
+        found = ", ".join(unsafe_globals(path))
         raise UserError(
             f"{path} holds Python objects{f' ({found})' if found else ''} besides tensors and plain values, so it is "
             "unsafe to load (unpickling it could run code) and weights-only loading refuses it; src.train never "
@@ -115,16 +116,6 @@ def _pickle_is_whole(path: Path) -> bool:
         return True
     except (StopIteration, ValueError, EOFError, OSError, zipfile.BadZipFile):
         return False
-
-
-def _unsafe_globals(path: Path) -> str:
-    """The classes and functions a `torch.save` archive would import beyond what weights-only loading allows
-    (torch's own scan), comma-separated; empty where torch cannot list them (a legacy file, or a pickle
-    instruction its scanner does not take)."""
-    try:
-        return ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except (pickle.UnpicklingError, ValueError, RuntimeError):
-        return ""
 
 
 def _unreadable(path: Path, exc: BaseException) -> UserError:

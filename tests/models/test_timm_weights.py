@@ -68,6 +68,10 @@ def test_weights_of_another_architecture_are_one_sentence_listing_keys(tmp_path,
     (tmp_path / "broken.pth").write_bytes(b"not a pickle")
     with user_error(r"model.net.weights_file=.*broken.pth cannot be read \(UnpicklingError"):
         timm_net(f"model.net.weights_file={tmp_path}/broken.pth", compose=compose)
+    torch.save({"state_dict": {}, "optimizer": torch.optim.SGD}, tmp_path / "pickled.pth")  # a Python object
+    with user_error(r"model.net.weights_file=.*pickled.pth holds Python objects \(torch.optim.sgd.SGD\) that "
+                    r"weights-only loading refuses: it is unsafe to load \(unpickling it could run code\); save "):
+        timm_net(f"model.net.weights_file={tmp_path}/pickled.pth", compose=compose)
     with user_error(r"timm has no model named 'test_resnett'; did you mean test_resnet"):
         compose_and_build(compose, "data=cifar10", "model=timm", "model.net.name=test_resnett")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the readers raise their own types for a truncated or foreign file
+        unsafe = [] if suffix == ".safetensors" else unsafe_globals(path)
+        if unsafe:
+            raise UserError(f"model.net.weights_file={path} holds Python objects ({', '.join(unsafe[:SHOWN])}) that "
+                            "weights-only loading refuses: it is unsafe to load (unpickling it could run code); save "
+                            "the weights alone with torch.save(model.state_dict(), PATH) or safetensors.") from exc
         raise UserError(f"model.net.weights_file={path} cannot be read ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); it may be truncated or not a "
                         "state dict.") from exc
@@ -60,6 +66,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         "torch.save(model.state_dict(), PATH) or safetensors.",
     )
     return strip_prefixes(dict(state))
+
+
+def unsafe_globals(path: Path) -> list[str]:
+    """The classes and functions a `torch.save` file would import beyond what weights-only loading allows
+    (torch's own scan); empty where torch cannot list them (a truncated or legacy file, or a pickle
+    instruction its scanner does not take)."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (pickle.UnpicklingError, ValueError, RuntimeError):
+        return []
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
