@@ -9,10 +9,13 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+import onnxruntime
 import pytest
 import torch
+from PIL import Image
 
-from tests.conftest import ROOT, CliResult, run_module
+from tests.conftest import ROOT, CliResult, assert_one_sentence, run_module
 
 # Many optimizer steps, no regularisation, a big learning rate and few training images (val 70 % of the
 # non-test half): the net ends sure of itself on test images it gets wrong.
@@ -24,14 +27,6 @@ OVERCONFIDENT = ["trainer.max_epochs=1", "data.steps_per_epoch=1500", "optimizer
 def run_cli(cwd: Path, module: str, *args: str) -> CliResult:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120")
     return CliResult(run_module(module, args, cwd, env), cwd)
-
-
-def one_sentence(result: CliResult, *fragments: str) -> None:
-    assert result.returncode == 2, result.output[-3000:]
-    assert "Traceback" not in result.output, result.output
-    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    for fragment in fragments:
-        assert fragment in line, line
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -82,8 +77,6 @@ def test_calibrate_lowers_test_ece_by_a_third_and_keeps_every_prediction(overcon
 
 
 def test_exported_onnx_gives_the_temperature_scaled_probabilities(overconfident, calibrated, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from src.inference.model import rebuild_module
     from src.runs.checkpoint import load_checkpoint
 
@@ -101,11 +94,30 @@ def test_exported_onnx_gives_the_temperature_scaled_probabilities(overconfident,
     assert not torch.allclose(expected, torch.softmax(net(x), 1).detach(), atol=1e-3)  # T really changes them
 
 
+def test_predict_gives_softer_probabilities_and_the_same_classes_with_the_temperature(overconfident, calibrated,
+                                                                                     tmp_path):
+    from sklearn.datasets import load_digits
+
+    images = tmp_path / "digits"
+    images.mkdir()
+    for i, pixels in enumerate(load_digits().images[:40]):  # 0..16 grey levels, as the digits set draws them
+        Image.fromarray((pixels * 255 / 16).astype(np.uint8)).save(images / f"{i:02d}.png")
+    rows = {}
+    for name in ("last", "calibrated"):
+        ckpt = overconfident["last"] if name == "last" else calibrated["ckpt"]
+        result = run_cli(tmp_path, "src.predict", f"ckpt_path={ckpt}", f"inputs={images}", f"output={name}.csv")
+        assert result.returncode == 0, result.output[-3000:]
+        rows[name] = read_csv(tmp_path / f"{name}.csv")
+    assert [r["class"] for r in rows["calibrated"]] == [r["class"] for r in rows["last"]]
+    softer = [float(c["probability"]) - float(r["probability"]) for c, r in zip(rows["calibrated"], rows["last"])]
+    assert max(softer) <= 1e-6 and min(softer) < -1e-3  # T > 1 lowers every top probability, some visibly
+
+
 def test_calibrate_refuses_a_run_that_validates_on_its_test_split(tmp_path):
     result = run_cli(tmp_path, "src.train", "data=iris", "data.validate_on_test=true", "trainer.max_epochs=1",
                      "callbacks.progress_bar=null", "logger=none", "hydra.run.dir=iris_run")
     assert result.returncode == 0, result.output[-3000:]
-    one_sentence(run_cli(tmp_path, "src.calibrate", f"ckpt_path={tmp_path / 'iris_run/checkpoints/last.ckpt'}"),
+    assert_one_sentence(run_cli(tmp_path, "src.calibrate", f"ckpt_path={tmp_path / 'iris_run/checkpoints/last.ckpt'}"),
                  "validates on its test split")
 
 
@@ -181,10 +193,10 @@ def test_baselines_on_penguins_are_listed_beside_an_mlp_on_the_same_test_rows(tm
     assert report.returncode == 0 and "baselines/logistic_regression" in report.stdout, report.output[-3000:]
 
 
-def test_a_baseline_on_an_image_folder_too_large_for_memory_is_one_sentence(tmp_path, cli_in_process):
+def test_a_baseline_on_an_image_folder_too_large_for_memory_is_assert_one_sentence(tmp_path, cli_in_process):
     from tests.own_data import write_photo_folder
 
     write_photo_folder(tmp_path / "photos")
     result = cli_in_process("src.baseline", "data=image_folder", f"data.root={tmp_path / 'photos'}",
                             "data.max_memory_fraction=1e-9")
-    one_sentence(result, "read sample by sample", "need every input in memory")
+    assert_one_sentence(result, "read sample by sample", "need every input in memory")
