@@ -81,3 +81,28 @@ def test_temperature_scaled_net_divides_logits_and_keeps_every_argmax():
         assert torch.allclose(scaled(x), net(x) / 3.0)
         assert torch.equal(scaled(x).argmax(1), net(x).argmax(1))
     assert "temperature" in dict(scaled.named_buffers())
+
+
+def test_a_binary_models_one_logit_is_calibrated_as_two_classes():
+    """A one-logit model: the logit z becomes (0, z), whose softmax is (1 - sigmoid(z), sigmoid(z)); the
+    temperature fitted on labels drawn at T = 2 is found, and the scaled net gives sigmoid(z / T)."""
+    from src.calibrate import logits_of
+
+    class OneLogit(torch.nn.Module):
+        device = torch.device("cpu")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 3 * x[:, :1]
+
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(20000, 2, generator=generator)
+    targets = torch.bernoulli(torch.sigmoid(3 * x[:, 0] / 2.0), generator=generator)
+    batches = [(x[i:i + 5000], targets[i:i + 5000].view(-1, 1)) for i in range(0, 20000, 5000)]
+    logits, labels = logits_of(OneLogit(), batches)
+    assert logits.shape == (20000, 2) and torch.equal(labels, targets.long())
+    assert torch.allclose(logits.softmax(1)[:, 1], torch.sigmoid(3 * x[:, 0]), atol=1e-6)
+    temperature = fit_temperature(logits, labels)
+    assert abs(temperature - 2.0) < 0.1
+    with torch.no_grad():
+        scaled = TemperatureScaled(OneLogit(), temperature)(x)
+    assert torch.allclose(torch.sigmoid(scaled[:, 0]), (logits / temperature).softmax(1)[:, 1], atol=1e-6)
