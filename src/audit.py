@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error, require
 
 OWN_KEYS = ("folds=", "top=")  # --run: the audit's own settings; every other override goes to src.train
@@ -60,4 +61,5 @@ if __name__ == "__main__":
         run(sys.argv[2:])
     else:
         sys.argv = as_overrides(sys.argv)
+        exits_on_user_error(check_command_line)(sys.argv[1:])
         main()

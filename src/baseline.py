@@ -14,6 +14,7 @@ calibration, and the run record), `test_predictions.csv` and `.hydra/` (config, 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error
 
 
@@ -60,4 +62,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

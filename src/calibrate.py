@@ -13,12 +13,14 @@ and after.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import UserError, exits_on_user_error, require
 
 log = logging.getLogger(__name__)
@@ -101,4 +103,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

@@ -22,6 +22,7 @@ lives in `<run_dir>/checkpoints/`), or under `logs/eval/runs/` for a checkpoint 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import UserError, exits_on_user_error, explain
 
 log = logging.getLogger(__name__)
@@ -120,4 +122,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

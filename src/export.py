@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, exits_on_user_error, require
 
@@ -193,4 +195,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

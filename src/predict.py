@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error, require
 
 log = logging.getLogger(__name__)
@@ -95,4 +97,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

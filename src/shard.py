@@ -7,10 +7,13 @@ which `data=shards data.root=DIR_OR_URL` trains from (src/data/shard_writer.py; 
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import src.config.resolvers  # noqa: F401  (registers ${image_folder:...})
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error
 
 # Settings of the data config that change how batches are served, not which images land in which split.
@@ -42,4 +45,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import src.config.resolvers  # noqa: F401
+from src.config.choices import check_command_line
 from src.errors import exits_on_user_error, require
 from src.teaching import TOPICS
 
@@ -60,4 +61,5 @@ def topic_as_override(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.argv = topic_as_override(sys.argv)
+    exits_on_user_error(check_command_line)(sys.argv[1:])
     main()

@@ -139,6 +139,17 @@ def test_bad_input_stops_with_one_sentence(cli_in_process, args, fragments):
     assert_one_sentence(cli_in_process("src.train", *args, "trainer.max_epochs=1"), *fragments)
 
 
+@pytest.mark.parametrize("module,args,fragment", [
+    ("src.eval", ["ckpt_path=x.ckpt", "data=digts"], "data=digts names no config in conf/data/; did you mean digits?"),
+    ("src.predict", ["ckpt_path=x.ckpt", "inputs=[a.png"], "cannot read the override inputs=[a.png: "),
+    ("src.visualize", ["cam", "ckpt_path=x.ckpt", "data=fashion_mnst"], "did you mean fashion_mnist?"),
+    ("src.audit", ["duplicates", "data=cifar1O"], "data=cifar1O names no config in conf/data/; did you mean cifar10"),
+])
+def test_every_entry_point_checks_its_command_line_before_composing(cli_in_process, module, args, fragment):
+    line = assert_one_sentence(cli_in_process(module, *args), fragment)
+    assert "base/" not in line  # the shared base configs are not choices
+
+
 def test_eval_bad_checkpoints(cli_in_process, tmp_path):
     assert_one_sentence(cli_in_process("src.eval"), "ckpt_path is required")
     assert_one_sentence(cli_in_process("src.eval", "ckpt_path=missing.ckpt"), "no checkpoint at missing.ckpt")

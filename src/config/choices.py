@@ -16,7 +16,9 @@ from src.errors import UserError
 
 
 def _options(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+    """The group's choices: its config files, without the shared ones under base/ that choices build on."""
+    names = (p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+    return sorted(name for name in names if not name.startswith("base/"))
 
 
 def check_choices(args: Sequence[str], conf: Path = CONF) -> None:
