@@ -115,11 +115,15 @@ def test_notes3_xor_mlp_learns_xor(cli):
 def test_debug_fast_dev_run_and_csv_logger(cli):
     result = cli("src.train", "debug=fdr")
     assert result.returncode == 0, result.output[-3000:]
+    (smoke_run,) = result.run_dirs()
+    assert not (smoke_run / "test_predictions.csv").exists()  # one test batch of 360 samples: no partial file
     result = cli("src.train", "trainer=cpu", "logger=csv", "trainer.max_epochs=1", "scheduler=cosine",
                  "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true")
     assert result.returncode == 0, result.output[-3000:]
     run = result.run_dirs()[-1]  # the second of the two runs
     assert (run / "csv" / "metrics.csv").read_text().count("val/acc") >= 1
+    rows = (run / "test_predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 360 and rows[0].startswith("sample,true,predicted,loss,p_0,")
 
 
 @pytest.mark.parametrize(

@@ -41,5 +41,8 @@ class BinaryClassificationModule(ClassificationModule):
     def predicted_classes(self, outputs: torch.Tensor) -> torch.Tensor:
         return (outputs.reshape(-1) > 0).long()  # p > 0.5: the argmax of [1 - p, p] (a tie is class 0)
 
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.class_scores(outputs)  # already [1 - p, p]
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return self.class_scores(self.net(x))

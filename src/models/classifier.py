@@ -6,7 +6,6 @@ checkpoint loads with `weights_only=True` and needs nothing but this file to be 
 
 from __future__ import annotations
 
-import warnings
 from importlib import import_module
 from typing import Any
 
@@ -40,15 +39,16 @@ class ClassificationModule(L.LightningModule):
     with `**kwargs`; the hyper-parameters in a checkpoint are the arguments of both constructors, as
     Lightning's `save_hyperparameters` collects them, and `cls(**hparams)` rebuilds the module. What a
     family may override: `_check_task` (refuse arguments it cannot use), `compute_loss`,
-    `training_loss` (nets with more than logits in training), `class_scores` / `predicted_classes`
-    (what metrics see), `eval_outputs` and `predict_proba` (test-time augmentation).
+    `training_loss` (nets with more than logits in training), `class_scores` / `predicted_classes` /
+    `probabilities` (what metrics see), `eval_outputs` and `predict_proba` (test-time augmentation).
 
     For callbacks: `last_training_batch` (a `TrainingBatch`, None before an epoch's first step) is the
     batch of the last optimizer step, set before its backward pass, in both optimisation modes;
-    `val_confusion_matrix` / `test_confusion_matrix` are the last pass's. A callback that logs
-    `train/loss`, `train/acc`, `val/loss` and `val/acc` itself, at a finer resolution, declares
-    `logs_training_curves = True`: the module then sends its epoch values of these curves to no logger
-    while fitting (they still reach the progress bar, checkpoints, early stopping and final metrics).
+    `val_confusion_matrix` / `test_confusion_matrix` are the last pass's; `test_step` returns each
+    batch's `{"probabilities": (N, C)}`. A callback that logs `train/loss`, `train/acc`, `val/loss` and
+    `val/acc` itself, at a finer resolution, declares `logs_training_curves = True`: the module then
+    sends these epoch curves to no logger while fitting (they still reach the progress bar,
+    checkpoints, early stopping and final metrics).
     """
 
     def __init__(
@@ -68,8 +68,7 @@ class ClassificationModule(L.LightningModule):
         stop_on_non_finite_loss: bool = True,
     ) -> None:
         super().__init__()
-        # In the checkpoint, not the loggers: what runs are compared by is logged by src.train (src/runs/hparams.py).
-        self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)
+        self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)  # loggers: src/runs/hparams.py
         recipes.check_arguments(self.hparams)
         self._check_task()
         self.finetune = check_finetune(finetune, scheduler)  # model.finetune, every setting present
@@ -80,8 +79,7 @@ class ClassificationModule(L.LightningModule):
         self.stop_on_non_finite_loss = stop_on_non_finite_loss
         self.automatic_optimization = steps_per_call == 1  # fixed before Lightning checks the run's configuration
         self.val_acc_best = 0.0
-        self.val_confusion_matrix: torch.Tensor | None = None  # the last pass's (for callbacks), as the test one
-        self.test_confusion_matrix: torch.Tensor | None = None
+        self.val_confusion_matrix = self.test_confusion_matrix = None  # the last passes' (for callbacks)
         self.epoch_curves_to_loggers = True
         self._train = TrainingSums(self.device)
         self._train_sums_to_restore: dict[str, Any] | None = None  # from a checkpoint, until training starts
@@ -117,6 +115,9 @@ class ClassificationModule(L.LightningModule):
         """(N,) predicted class indices: the argmax of `class_scores` (a cheaper form where there is one)."""
         return self.class_scores(outputs).argmax(1)
 
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.class_scores(outputs).float(), dim=1)
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of (already preprocessed) inputs (flip-averaged with tta_flip)."""
         if self.hparams.tta_flip:
@@ -132,8 +133,6 @@ class ClassificationModule(L.LightningModule):
         return self.net(x)
 
     def setup(self, stage: str) -> None:
-        # TensorBoard's GRAPHS tab: Lightning traces the model with torch.jit, deprecated in recent PyTorch.
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
         if stage == "fit":
             self.epoch_curves_to_loggers = not any(getattr(c, "logs_training_curves", False)
                                                    for c in self.trainer.callbacks)
@@ -182,9 +181,10 @@ class ClassificationModule(L.LightningModule):
             multi_step.step_epoch_scheduler(self, (self.hparams.scheduler or {}).get("monitor", "val/loss"))
 
     # --- evaluation ----------------------------------------------------------------------------
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: EvalMetrics) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: EvalMetrics) -> torch.Tensor:
         outputs = self.eval_outputs(batch[0])
         metrics.update(self.compute_loss(outputs, batch[1]), self.class_scores(outputs), batch[1])
+        return outputs
 
     def on_validation_epoch_start(self) -> None:
         if not self.trainer.sanity_checking:
@@ -200,8 +200,8 @@ class ClassificationModule(L.LightningModule):
             self.val_acc_best = max(self.val_acc_best, float(self.trainer.callback_metrics["val/acc"]))
         self.log("val/acc_best", self.val_acc_best)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"probabilities": self.probabilities(self._eval_step(batch, self.test_metrics)).detach()}
 
     def on_test_epoch_end(self) -> None:
         self.test_confusion_matrix = self.test_metrics.log_to(self, "test", self.epoch_curves_to_loggers)
