@@ -119,15 +119,22 @@ def epochs(root: Path, cache: Path, quick: bool) -> dict:
             "c_fashion_mnist_s": statistics.median(c), "epoch_seconds": {"a": a, "b": b, "c": c}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,500 images, 14 steps per epoch; writes nothing")
+def png_folder_arguments(description: str, quick: str) -> argparse.Namespace:
+    """The command line of a benchmark on the Fashion-MNIST PNG folder (`--quick`, `--folder`); quiet
+    libraries; Debian's Fashion-MNIST files checked."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--folder", type=Path, default=None, help="where the PNG folder is kept (default: a temp dir)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         raise SystemExit(f"the benchmark reads Fashion-MNIST from {FASHION} (Debian's dataset-fashion-mnist)")
+    return args
+
+
+def main() -> None:
+    args = png_folder_arguments(__doc__, "2,500 images, 14 steps per epoch; writes nothing")
     per_split = {"train": 2000, "test": 500} if args.quick else {"train": 60000, "test": 10000}
     work = Path(tempfile.mkdtemp(prefix="image_folder_bench_"))
     root = args.folder or work / "fashion_pngs"

@@ -17,19 +17,16 @@ Prints a table and writes benchmarks/results/shards-<date>.json with the machine
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 from benchmarks.cpu import run_template, write_results
-from benchmarks.image_folder import FASHION, NORMALISE, write_folder
+from benchmarks.image_folder import NORMALISE, png_folder_arguments, write_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["model=lenet", "data.batch_size=128", "seed=42", "logger=none", "callbacks.model_summary=null",
@@ -73,14 +70,7 @@ def second_epoch(overrides: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,500 images; writes nothing")
-    parser.add_argument("--folder", type=Path, default=None, help="where the PNG folder is kept (default: a temp dir)")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
-        raise SystemExit(f"the benchmark reads Fashion-MNIST from {FASHION} (Debian's dataset-fashion-mnist)")
+    args = png_folder_arguments(__doc__, "2,500 images; writes nothing")
     load_before = os.getloadavg()
     sizes = {"small": {"train": 200, "test": 50}, "large": {"train": 2000, "test": 500}} if args.quick else \
         {"small": {"train": 6000, "test": 1000}, "large": {"train": 60000, "test": 10000}}

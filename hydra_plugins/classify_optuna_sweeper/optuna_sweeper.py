@@ -6,7 +6,6 @@ overrides; the search itself is src/sweeps/search.py.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -28,14 +27,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         # Imported here: Hydra imports every plugin module at each start, and only a search needs Optuna.
-        from src.errors import explain
+        from src.errors import exits_on_user_error
         from src.sweeps.search import run_search
 
-        try:
-            run_search(self.settings, arguments, self.config, self.launcher)
-        except Exception as exc:
-            error = explain(exc)
-            if error is None:
-                raise
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            sys.exit(2)
+        exits_on_user_error(run_search)(self.settings, arguments, self.config, self.launcher)
