@@ -58,6 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
+    from src.callbacks.test_predictions import TestProbabilities
     from src.config import build
     from src.inference.eval_report import write_calibration, write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
@@ -85,15 +86,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "pass only data.batch_size-like overrides to src.eval."
         ) from None
     check_data_fits(model, datamodule, path)
-    callbacks = [ConfusionMatrixTable(), ConfusionMatrixImage(), PerClassMetrics(), PredictionGrid()]
+    tested = TestProbabilities()
+    callbacks = [ConfusionMatrixTable(), ConfusionMatrixImage(), PerClassMetrics(), PredictionGrid(), tested]
     loggers = build.build_all(cfg.get("logger"))
     trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
     trainer.test(model, datamodule=datamodule)
 
     metrics = scalar_metrics(trainer.callback_metrics)
     write_report(out_dir, trainer, model, run_dir_of(path.resolve()) or path.resolve().parent)
-    probabilities = write_test_predictions(out_dir, trainer, model, datamodule, cam=bool(cfg.get("cam")),
-                                           source=str(path))
+    probabilities = write_test_predictions(out_dir, trainer, model, datamodule, tested.probabilities,
+                                           cam=bool(cfg.get("cam")), source=str(path))
     metrics.update(write_calibration(out_dir, trainer, probabilities, datamodule.test_split.targets))
     RunRecord(metrics, ckpt_path=str(path.resolve()), temperature=ckpt.get("temperature")).write(out_dir)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)

@@ -75,6 +75,22 @@ def test_calibrate_lowers_test_ece_by_a_third_and_keeps_every_prediction(overcon
     assert [r["predicted"] for r in evaluated] == [r["predicted"] for r in trained]
     assert [r["sample"] for r in evaluated] == [r["sample"] for r in trained]
 
+    # the report's probabilities are the calibrated model's, sample by sample (predicted here in a plain loop)
+    from src.config.build import build_datamodule
+    from src.eval import training_paths
+    from src.inference.model import rebuild_module
+    from src.runs.checkpoint import load_checkpoint
+
+    path, ckpt = load_checkpoint(str(calibrated["ckpt"]))
+    module = rebuild_module(path, ckpt)
+    datamodule = build_datamodule(training_paths(ckpt["run_config"]))
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    with torch.no_grad():
+        expected = torch.cat([module.predict_proba(x) for x, _ in datamodule.test_dataloader()])
+    reported = torch.tensor([[float(r[f"p_{c}"]) for c in range(10)] for r in evaluated])
+    assert torch.allclose(reported, expected, atol=1e-5)
+
 
 def test_exported_onnx_gives_the_temperature_scaled_probabilities(overconfident, calibrated, tmp_path):
     from src.inference.model import rebuild_module

@@ -46,10 +46,13 @@ def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:
               f"{run_dir}.", flush=True)
 
 
-def write_test_predictions(out_dir: Path, trainer, model, datamodule, cam: bool = False, source: str = ""):
-    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py);
-    with `cam`, top_losses_cam.png: where the model looks in those images (src/inspection/top_losses_cam.py)."""
-    probabilities = test_probabilities(trainer, model, datamodule)
+def write_test_predictions(out_dir: Path, trainer, model, datamodule, probabilities=None, cam: bool = False,
+                           source: str = ""):
+    """predictions.csv and top_losses.png (see the module docstring and src/inference/test_predictions.py)
+    from the test loop's `probabilities` (predicted again where it scored part of the split); with `cam`,
+    top_losses_cam.png: where the model looks in those images (src/inspection/top_losses_cam.py)."""
+    if probabilities is None:
+        probabilities = test_probabilities(trainer, model, datamodule)
     names = class_names(trainer, probabilities.shape[1])
     write_predictions_csv(out_dir / "predictions.csv", datamodule.test_split, probabilities, names)
     grid = top_losses_figure(datamodule, probabilities, names)
