@@ -47,19 +47,31 @@ def test_resume_rejects_changing_the_composition(cli, cli_in_process):
                   "a resumed run keeps its configuration, so 'model=softmax_regression' cannot change it")
 
 
+# `python -m src.train` as a terminal starts it: Ctrl-C raises KeyboardInterrupt, even where the test runner
+# was started with SIGINT ignored (a background job of a non-interactive shell), which its children inherit.
+AS_IN_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "runpy.run_module('src.train', run_name='__main__', alter_sys=True)")
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interruption_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "src.train", *FAST, "trainer.max_epochs=100000", "callbacks.early_stopping=null"],
+        [sys.executable, "-c", AS_IN_A_TERMINAL, *FAST, "trainer.max_epochs=100000", "callbacks.early_stopping=null"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("logs/train/runs/*/checkpoints/last.ckpt")):
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob("logs/train/runs/*/checkpoints/last.ckpt")):
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[0][-2000:]  # still training, with a checkpoint written
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a signal that did not stop it: no process left training
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == code, output[-2000:]
     (ckpt,) = tmp_path.glob("logs/train/runs/*/checkpoints/interrupted.ckpt")
     assert f"Resume with: python -m src.train ckpt_path={ckpt}" in output
