@@ -99,8 +99,9 @@ def make_pruner(name: str, args: Mapping[str, Any] | None = None) -> optuna.prun
     try:
         return PRUNERS[name](**dict(args or {}))
     except TypeError as exc:
-        raise UserError(f"hydra.sweeper.pruner_args do not fit the {name} pruner ({exc}); see Optuna's "
-                        f"{PRUNERS[name].__name__}.") from None
+        raise UserError(f"hydra.sweeper.pruner_args do not fit the {name} pruner ({exc}); drop the config's with "
+                        f"'~hydra.sweeper.pruner_args' and set {PRUNERS[name].__name__}'s own as "
+                        "+hydra.sweeper.pruner_args.NAME=VALUE.") from None
 
 
 def make_sampler(setting: Any, seed: int | None) -> optuna.samplers.BaseSampler:
