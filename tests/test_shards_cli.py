@@ -60,7 +60,7 @@ def fashion_shards(fashion):
     env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="160")
     result = run_module("src.shard", [*FOLDER, "output=shards", "workers=2"], fashion, env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "fashion shards (324 train, 36 val, 40 test; png)" in result.stdout
+    assert "fashion shards (324 train, 36 val, 40 test; raw)" in result.stdout  # 28 x 28: auto stores them raw
     return fashion / "shards"
 
 
@@ -96,6 +96,22 @@ def test_shards_train_to_the_image_folders_accuracy_and_keep_its_class_names(fas
 
     again = cli_at("src.shard", *FOLDER, "output=shards")  # the same data set again: nothing to do
     assert again.returncode == 0 and "already holds these shards" in again.stdout, again.output[-2000:]
+
+    # PNG shards hold the same pixels (lossless): the same run gives the same metrics
+    png = cli_at("src.shard", *FOLDER, "output=png_shards", "image_format=png")
+    assert png.returncode == 0 and "; png)" in png.stdout, png.output[-2000:]
+    from_png = cli_at("src.train", "data=shards", "data.root=png_shards", "data.num_workers=0", *FULL_BATCH)
+    assert from_png.returncode == 0, from_png.output[-3000:]
+    for key in KEYS:
+        assert metrics_of(from_png)[key] == pytest.approx(got[key], abs=1e-6), key
+
+
+def test_auto_stores_small_images_raw_and_larger_ones_as_png():
+    from src.data.shard_format import stored_format
+
+    assert stored_format("auto", [1, 28, 28]) == stored_format("auto", [3, 64, 64]) == "raw"
+    assert stored_format("auto", [3, 96, 96]) == stored_format("auto", (3, 224, 224)) == "png"
+    assert stored_format("jpeg", [1, 28, 28]) == "jpeg"
 
 
 @needs_fashion_mnist

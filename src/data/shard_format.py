@@ -29,12 +29,23 @@ VERSION = 1
 METADATA = "shards.json"  # the finished data set's description, written last
 WRITING = "shards.writing.json"  # what is being written there, removed once METADATA is written
 SPLITS = ("train", "val", "test")
-IMAGE_FORMATS = ("png", "jpeg", "raw")
+IMAGE_FORMATS = ("auto", "png", "jpeg", "raw")
+RAW_UP_TO_BYTES = 16 * 1024  # `auto` stores images of up to this many pixel bytes raw (64 x 64 RGB is 12 KiB)
 CREDENTIALS_HELP = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), plus AWS_ENDPOINT_URL for an "
                     "S3-compatible server")
 
 
 # --- images ---------------------------------------------------------------------------------------
+def stored_format(image_format: str, input_shape: Any) -> str:
+    """The format images are written in: `auto` is raw for small images, whose pixels are read faster than
+    a PNG is decoded and take about as little room, and PNG for larger ones (lossless, a fraction of the
+    pixels' size)."""
+    if image_format != "auto":
+        return image_format
+    shape = [int(d) for d in input_shape] if input_shape is not None else []
+    return "raw" if len(shape) == 3 and shape[0] * shape[1] * shape[2] <= RAW_UP_TO_BYTES else "png"
+
+
 def encode_image(image: np.ndarray, image_format: str, jpeg_quality: int = 90) -> bytes | np.ndarray:
     """uint8 (C, H, W) as stored in a chunk: PNG or JPEG bytes, or the array itself (raw)."""
     if image_format == "raw":

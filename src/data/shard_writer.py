@@ -85,7 +85,7 @@ def split_samples(datamodule: Any, split: Any, image_format: str, jpeg_quality: 
     return SplitSamples(images.numpy(), None, targets, names, channels, (height, width), image_format, jpeg_quality)
 
 
-def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_format: str = "png",
+def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_format: str = "auto",
                  jpeg_quality: int = 90, workers: int | None = None, chunk_bytes: str = "64MB") -> dict[str, Any]:
     """Write every split of `datamodule` to `output`; return the data set's description (shards.json).
     `source` (the data config that carves the splits) identifies the data set in the output."""
@@ -95,6 +95,7 @@ def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_for
             f"jpeg_quality must be an integer from 1 to 100, got {jpeg_quality!r}.")
     require(workers is None or (isinstance(workers, int) and workers > 0),
             f"workers must be a positive integer or null (one per core), got {workers!r}.")
+    image_format = fmt.stored_format(image_format, getattr(datamodule, "input_shape", None))
     source = {**source, "image_format": image_format, **({"jpeg_quality": jpeg_quality} if image_format == "jpeg"
                                                           else {})}
     if check_output(output, source):
