@@ -115,7 +115,7 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
                    "tag(log, interval(0.0001, 0.1))) or a search expression on the command line.")
     metrics, directions = objectives(settings, config)
     pruner_name = str(settings.get("pruner") or "none")
-    pruner_args = OmegaConf.to_container(settings.get("pruner_args") or {})
+    pruner_args = dict(settings.get("pruner_args") or {})  # absent where `~hydra.sweeper.pruner_args` dropped it
     pruner = make_pruner(pruner_name, pruner_args)
     require(len(metrics) == 1 or pruner_name == "none",
             f"Optuna prunes single-objective studies only; set hydra.sweeper.pruner=none for {len(metrics)} metrics.")
