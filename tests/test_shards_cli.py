@@ -225,3 +225,25 @@ def test_shards_uploaded_to_an_s3_server_train_and_cache_their_chunks(fashion_sh
                                     "test=false", "data.max_cache_size=1KB"), "is smaller than one chunk")
         one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/elsewhere", "train=false"),
                      "holds no image shards")
+
+
+def test_a_built_in_set_is_sharded_as_its_data_module_splits_it_and_trains(cli, compose):
+    import torch
+
+    from src.config.build import build_datamodule
+    from src.data.shards import ShardsDataModule
+
+    result = cli("src.shard", "data=digits", "output=digits_shards")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "digits shards (1293 train, 144 val, 360 test; raw)" in result.stdout
+    digits = build_datamodule(compose(["data=digits"]).data)
+    digits.prepare_data()
+    digits.setup("fit")
+    stored = ShardsDataModule(str(result.cwd / "digits_shards"), "digits", 10, [1, 8, 8], num_workers=0).test_split
+    expected = digits.test_split
+    assert torch.equal(stored.inputs, digits.display_inputs(expected, torch.arange(len(expected))).cpu())
+    assert torch.equal(stored.targets, expected.targets.cpu())  # the same images and labels, in the same order
+
+    trained = cli("src.train", "data=shards", "data.root=digits_shards", "data.num_workers=0", *QUIET)
+    assert trained.returncode == 0, trained.output[-3000:]
+    assert trained.metrics()["test/acc"] >= 0.95
