@@ -36,7 +36,7 @@ class TestProbabilities(L.Callback):
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        if isinstance(outputs, dict) and "probabilities" in outputs:
+        if trainer.world_size == 1 and isinstance(outputs, dict) and "probabilities" in outputs:  # (see on_test_end)
             self.batches.append(outputs["probabilities"].float().cpu())
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
