@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from src.callbacks.tensorboard_reports import class_names
 from src.inference.test_predictions import write_predictions_csv
 
 FILE_NAME = "test_predictions.csv"
@@ -67,5 +68,5 @@ class TestPredictionsCSV(TestProbabilities):
             log.info("%s is not written: the test loop did not score the whole test split in one process "
                      "(src.eval writes predictions.csv for any run).", FILE_NAME)
             return
-        names = [str(n) for n in getattr(trainer.datamodule, "class_names", None) or range(self.probabilities.shape[1])]
+        names = class_names(trainer, self.probabilities.shape[1])
         write_predictions_csv(self.out_dir / FILE_NAME, trainer.datamodule.test_split, self.probabilities, names)

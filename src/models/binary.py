@@ -43,6 +43,3 @@ class BinaryClassificationModule(ClassificationModule):
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.class_scores(outputs)  # already [1 - p, p]
-
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return self.class_scores(self.net(x))

@@ -119,10 +119,9 @@ class ClassificationModule(L.LightningModule):
         return torch.softmax(self.class_scores(outputs).float(), dim=1)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for a batch of (already preprocessed) inputs (flip-averaged with tta_flip)."""
-        if self.hparams.tta_flip:
-            return recipes.flip_tta_log_probs(self.net, x).exp()
-        return torch.softmax(self.net(x).float(), dim=1)
+        """Class probabilities for a batch of (already preprocessed) inputs, as the test scores them
+        (flip-averaged with tta_flip)."""
+        return self.probabilities(self.eval_outputs(x))
 
     def eval_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """What validation and test score: the logits, or with tta_flip the flip-averaged log-probabilities."""
