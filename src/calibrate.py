@@ -34,7 +34,8 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     from src.eval import training_paths
     from src.inference.model import TEMPERATURE_KEY, check_data_fits, rebuild_module
     from src.models.calibration import calibration_metrics, fit_temperature
-    from src.runs.checkpoint import AtomicCheckpointIO, load_checkpoint
+    from src.runs.checkpoint import load_checkpoint
+    from src.runs.checkpoint_writer import AtomicCheckpointIO
 
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_name(f"{path.stem}.calibrated.ckpt")

@@ -22,21 +22,12 @@ def require(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
-def _loaded_class(module: str, name: str) -> type | None:
-    """A class of an already imported module (None if the module is not loaded: then nothing can have
-    raised it, and an error path stays free of the torch and Lightning imports)."""
-    return getattr(sys.modules.get(module), name, None)
-
-
 def explain(exc: BaseException) -> UserError | None:
     """The `UserError` behind `exc` (it may be wrapped by Hydra's instantiate or OmegaConf), if any."""
-    input_shape_error = _loaded_class("src.models.nets.common", "InputShapeError")
     seen = exc
     while seen is not None:
         if isinstance(seen, UserError):
             return seen
-        if input_shape_error is not None and isinstance(seen, input_shape_error):  # a net cannot take the input
-            return UserError(str(seen))
         if isinstance(seen, MissingMandatoryValue):
             key = getattr(seen, "full_key", "") or "a value"
             return UserError(f"{key} is required: pass it on the command line, e.g. {key}=...")

@@ -18,7 +18,7 @@ from src.errors import exits_on_user_error
 
 # Settings of the data config that change how batches are served, not which images land in which split.
 SERVING_KEYS = ("batch_size", "loader", "num_workers", "pin_memory", "device", "max_device_fraction",
-                "steps_per_call", "steps_per_epoch", "cache_dir", "decode_workers", "max_memory_fraction",
+                "steps_per_epoch", "cache_dir", "decode_workers", "max_memory_fraction",
                 "random_resized_crop", "horizontal_flip", "auto_augment", "color_jitter", "download")
 
 

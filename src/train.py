@@ -25,55 +25,53 @@ NO_COMPOSITION = {"choices": {}, "overrides": []}
 
 def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: Any = None) -> dict[str, float]:
     """Run one training job with `cfg` as given; return its final metrics (validation and test). With
-    `cfg.ckpt_path` it continues that checkpoint (`resume`: already read). `composition`: the run's group
-    choices and overrides to record (default: the Hydra job's, or when resuming, the checkpoint's run's)."""
+    `cfg.ckpt_path` it continues that checkpoint (`resume`: already read, src/runs/resume.py).
+    `composition`: the run's group choices and overrides to record (default: the Hydra job's)."""
     # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.callbacks.confusion_matrix import ConfusionMatrixTable
-    from src.callbacks.run_config import RunConfigInCheckpoint
-    from src.callbacks.test_predictions import TestPredictionsCSV
     from src.config import build
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
-    from src.models.steps_per_call import check_setting as check_steps_per_call
-    from src.runs import trackers
-    from src.runs.hparams import hparams_for_logging
+    from src.runs.hparams import build_loggers, end_with_job, hparams_for_logging, log_hparams_table, log_params
     from src.runs.quiet import quiet_library_noise
-    from src.runs.record import completed_record
-    from src.runs.resume import checked_resume_point, composition_of, continue_logs
-    from src.training.tuner import tune
+    from src.runs.record import completed_record, composition_of
 
     started = time.perf_counter()
     quiet_library_noise()
     run_config = build.plain(cfg)
     validate_config(run_config)  # typos and wrong types stop here, before any data is loaded
-    check_steps_per_call(run_config)
-    trackers.check_trackers_installed(cfg.get("logger"))  # logger=mlflow / wandb without its package: one sentence
-    resume = checked_resume_point(cfg, run_config, resume)  # the same kind of model on the same data
+    steps_per_call = build.steps_per_call(run_config)
+    if cfg.get("ckpt_path"):  # the same kind of model on the same data (src/runs/resume.py)
+        from src.runs.resume import checked_resume_point
+        resume = checked_resume_point(cfg, run_config, resume)
     composition = composition or (resume and resume.composition) or composition_of(cfg) or NO_COMPOSITION
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    cfg = tune(cfg)  # tuner=...: Lightning's batch-size / lr finders on their own objects; cfg with what they found
+    if cfg.get("tuner"):  # Lightning's batch-size / lr finders on their own objects; cfg with what they found
+        from src.tuning.finders import tune
+        cfg = tune(cfg)
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
-    datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
-    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
-    callbacks = [*build.build_all(cfg.get("callbacks")), RunConfigInCheckpoint(build.plain(cfg), composition),
-                 ConfusionMatrixTable(csv_dir=str(out_dir)), TestPredictionsCSV(str(out_dir))]  # last: src.compare
-    loggers = trackers.build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
-    trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
+    datamodule = build.build_datamodule(cfg.data, cfg.get("augment"), steps_per_call)
+    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call)
+    if resume is not None:
+        resume.check_weights_fit(model)
+    callbacks = build.build_all(cfg.get("callbacks"))
+    loggers = build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
+    trainer = build.build_trainer(cfg.trainer, callbacks, loggers,
+                                  {"run_config": build.plain(cfg), "run_composition": composition})
 
     if rank_zero_only.rank == 0:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resume is not None:
-            continue_logs(resume, loggers, out_dir)
+            resume.continue_logs(loggers, out_dir)
     params = hparams_for_logging(cfg, composition)  # what runs are compared by (src/runs/hparams.py)
-    trackers.log_params(loggers, params)
-    with trackers.end_with_job():  # the W&B run of this job ends with it
+    log_params(loggers, params)
+    with end_with_job():  # a W&B run of this job ends with it
         metrics = fit_and_test(cfg, trainer, model, datamodule, resume.path if resume else None)
-    trackers.log_hparams_table(trainer.loggers, params, metrics)  # TensorBoard HPARAMS: parameters and final metrics
+    log_hparams_table(trainer.loggers, params, metrics)  # TensorBoard HPARAMS: parameters and final metrics
     if rank_zero_only.rank == 0:
         completed_record(metrics, build.plain(cfg), composition["overrides"], str(trainer.strategy.root_device),
                          time.perf_counter() - started).write(out_dir)
@@ -85,7 +83,6 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
     from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn  # (see train's imports)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from src.callbacks.interruption import end_interrupted_run
     from src.runs.summary import one_line, scalar_metrics
 
     try:  # Lightning exits with code 0 on SIGTERM; a scheduler must see that the job was stopped
@@ -102,6 +99,7 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
                 print(one_line(metrics) + f"   (best checkpoint: {best or 'none'}; logs: {cfg.paths.output_dir})",
                       flush=True)
     except SIGTERMException:
+        from src.callbacks.interruption import end_interrupted_run
         end_interrupted_run(trainer)
     return metrics
 
@@ -109,18 +107,12 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    from src.runs.sweep_job import finished_earlier, job_to_run, record_failed_job, sweep_job_failure  # (see train's)
+    from src.runs.record import job_may_continue  # (see train's imports)
 
-    try:
-        metrics = finished_earlier(cfg)  # a sweep job started again whose run finished: not trained again
-        if metrics is None:
-            metrics = train(*job_to_run(cfg))
-    except Exception as exc:
-        error = sweep_job_failure(exc)  # a sweep job's user error or out-of-memory: recorded, the sweep goes on
-        if error is None:
-            raise
-        return record_failed_job(cfg, error)
-    return metrics.get(cfg.get("optimized_metric"))
+    if not job_may_continue(cfg):  # a new run: no checkpoint to continue, no sweep job started again
+        return train(cfg).get(cfg.get("optimized_metric"))
+    from src.runs.sweep_job import run_job
+    return run_job(cfg, train)
 
 
 if __name__ == "__main__":

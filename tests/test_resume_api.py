@@ -102,7 +102,7 @@ def test_a_save_that_fails_half_way_leaves_the_previous_last_ckpt_loadable(compo
 
 
 def test_the_checkpoint_to_resume_is_the_newest_complete_one(tmp_path):
-    from src.runs.checkpoint import AtomicCheckpointIO
+    from src.runs.checkpoint_writer import AtomicCheckpointIO
     from src.runs.resume import checkpoint_to_resume, find_last_checkpoint
 
     folder = tmp_path / "logs" / "train" / "runs" / "a" / "checkpoints"

@@ -10,6 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 
+def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
+    """The data module's class names, or the class indices where it has none of that length."""
+    names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
+    names = [str(n) for n in names] if names else []
+    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+
+
 def confusion_table_rows(matrix: torch.Tensor, class_names: list[str]) -> list[list[str]]:
     """Rows `true_i` x columns `pred_j` (notes 3's pandas table), header row first."""
     header = [""] + [f"pred_{name}" for name in class_names]
@@ -27,7 +34,7 @@ class ConfusionMatrixTable(L.Callback):
         matrix = getattr(pl_module, "test_confusion_matrix", None)
         if matrix is None or not trainer.is_global_zero:
             return
-        names = list(getattr(trainer.datamodule, "class_names", None) or range(len(matrix)))
+        names = class_names(trainer, len(matrix))
         rows = confusion_table_rows(matrix, [str(n) for n in names])
         self._print(rows)
         if self.csv_dir:

@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.errors import UserError
-from src.training.lightning_internals import restart_validation_pass, stop_at_next_batch_boundary
+from src.lightning_internals import restart_validation_pass, stop_at_next_batch_boundary
 
 
 class CheckpointOnInterrupt(L.Callback):

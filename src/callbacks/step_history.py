@@ -11,7 +11,7 @@ also K steps per call), kept on the device and sent to the loggers once per epoc
 steps), with the full validation, checkpoints and early stopping once per epoch.
 
 It works with a `ClassificationModule`, through the interface that module documents: the row's
-training values are its `last_training_batch`, and it declares `logs_training_curves`, which
+training values are its `train_sums.last`, and it declares `logs_training_curves`, which
 the module reads when fitting starts: the module then sends its epoch-level values of those four
 curves to no logger (they still drive checkpoints, early stopping, the progress bar and the final
 metrics), so every curve has exactly one point per row. Under distributed training the rows are rank 0's share.
@@ -82,7 +82,7 @@ class StepHistory(L.Callback):
     # --- the rows ----------------------------------------------------------------------------------
     def _after_step(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step  # Lightning counts the step after this hook: 0-based index of this one
-        batch = pl_module.last_training_batch
+        batch = pl_module.train_sums.last
         if step % self.every_n_steps or batch is None or trainer.sanity_checking:
             return
         val_loss, val_acc = self._validate(trainer, pl_module)

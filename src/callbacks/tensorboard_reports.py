@@ -2,7 +2,7 @@
 grid of test predictions and one chart per learning curve (train and validation together).
 
 Every callback here copes with any set of loggers: images go to the loggers that take them
-(TensorBoard's IMAGES, MLflow artifacts, W&B media: `src.runs.trackers.log_image`), the chart layout
+(TensorBoard's IMAGES, MLflow artifacts, W&B media: `log_image`), the chart layout
 to TensorBoard's `SummaryWriter`, scalars to every logger (CSV too), and with no logger or under
 `trainer.fast_dev_run` they do nothing. The matrices come from
 `ClassificationModule` (`val_confusion_matrix` after each validation, `test_confusion_matrix` after
@@ -21,14 +21,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
+from src.callbacks.confusion_matrix import class_names
 from src.errors import UserError
 from src.figures.plots import as_display_images, confusion_matrix_figure, prediction_grid_figure, to_rgb
 from src.models.metrics import per_class_metrics
-from src.models.steps_per_call import optimizer_steps_per_epoch
-from src.runs.trackers import image_loggers as takes_images
-from src.runs.trackers import log_image
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -50,12 +48,6 @@ def summary_writers(trainer: L.Trainer) -> list[Any]:
     return [e for e in experiments if callable(getattr(type(e), "add_custom_scalars", None))]
 
 
-def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
-    names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
-    names = [str(n) for n in names] if names else []
-    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]
-
-
 def tag_name(name: str) -> str:
     """A class name as a tag component: "T-shirt/top" -> "T_shirt_top", "0 - zero" -> "0_zero"."""
     return re.sub(r"\W+", "_", str(name)).strip("_") or "class"
@@ -65,7 +57,7 @@ def expected_epochs(trainer: L.Trainer) -> int | None:
     """How many epochs the run will last (from max_epochs, or max_steps and the epoch length)."""
     epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
     if trainer.max_steps and trainer.max_steps > 0:
-        per_epoch = optimizer_steps_per_epoch(trainer)
+        per_epoch = trainer.lightning_module.optimizer_steps_per_epoch()
         if isinstance(per_epoch, int) and per_epoch > 0:
             by_steps = math.ceil(trainer.max_steps / per_epoch)
             epochs = min(epochs, by_steps) if epochs else by_steps
@@ -241,3 +233,19 @@ class LearningCurvesLayout(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for writer in summary_writers(trainer):
             writer.add_custom_scalars(self.LAYOUT)
+
+
+def takes_images(loggers: list[Any]) -> list[Any]:
+    """The loggers that take images: TensorBoard (a SummaryWriter's IMAGES), MLflow (artifacts), W&B (media)."""
+    return [logger for logger in loggers if isinstance(logger, (MLFlowLogger, WandbLogger))
+            or callable(getattr(type(getattr(logger, "experiment", None)), "add_image", None))]
+
+
+def log_image(logger: Any, tag: str, image: Any, step: int) -> None:
+    """An (H, W, 3) uint8 image: TensorBoard tag `tag`, MLflow artifact `<tag>_step<step>.png`, W&B media `tag`."""
+    if isinstance(logger, MLFlowLogger):
+        logger.experiment.log_image(logger.run_id, image, artifact_file=f"{tag}_step{step:06d}.png")
+    elif isinstance(logger, WandbLogger):
+        logger.log_image(key=tag, images=[image], step=step)
+    else:
+        logger.experiment.add_image(tag, image, step, dataformats="HWC")

@@ -1,6 +1,9 @@
-"""The test loop's class probabilities, kept (`TestProbabilities`: src.eval's report uses them) or
-written into the run folder (`TestPredictionsCSV`: `test_predictions.csv`, so that two runs can be
-compared sample by sample with `python -m src.compare`).
+"""Every sample's prediction, as CSV: the test loop's class probabilities, kept (`TestProbabilities`: src.eval's
+report uses them) or written into the run folder (`TestPredictionsCSV`: `test_predictions.csv`, so that two runs
+can be compared sample by sample with `python -m src.compare`); and a k-fold run's validation fold predicted by
+its best weights (`FoldPredictions`: `val_predictions.csv`). The folds of a sweep together predict every
+training sample by a model that never trained on it (out-of-fold predictions), which `python -m src.audit SWEEP`
+turns into likely label errors.
 
 The file has the columns of `src.eval`'s `predictions.csv`: `sample` (an image's file, a table's row,
 else the position in the test split), `true`, `predicted`, `loss` and `p_<class>` for every class.
@@ -9,6 +12,7 @@ The probabilities are those `test_step` returns for the test metrics, so no seco
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,11 +20,28 @@ from typing import Any
 import lightning as L
 import torch
 
-from src.callbacks.tensorboard_reports import class_names
-from src.inference.test_predictions import write_predictions_csv
+from src.callbacks.confusion_matrix import class_names
 
-FILE_NAME = "test_predictions.csv"
+FILE_NAME, FOLD_FILE_NAME = "test_predictions.csv", "val_predictions.csv"
 log = logging.getLogger(__name__)
+
+
+def sample_names(split) -> list[str]:
+    return list(split.names) if split.names is not None else [str(i) for i in range(len(split))]
+
+
+def write_predictions_csv(path: Path, split, probabilities: torch.Tensor, class_names: list[str]) -> None:
+    """One row per sample of `split`: its name, true and predicted class, loss -log p(true), probabilities."""
+    targets = split.targets.cpu()
+    predicted = probabilities.argmax(1)
+    losses = -probabilities.gather(1, targets.view(-1, 1)).squeeze(1).clamp_min(1e-12).log()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sample", "true", "predicted", "loss", *(f"p_{name}" for name in class_names)])
+        for name, t, p, loss, row in zip(sample_names(split), targets.tolist(), predicted.tolist(), losses.tolist(),
+                                          probabilities.tolist()):
+            writer.writerow([name, class_names[t], class_names[p], f"{loss:.6f}", *(f"{v:.6f}" for v in row)])
 
 
 class TestProbabilities(L.Callback):
@@ -70,3 +91,24 @@ class TestPredictionsCSV(TestProbabilities):
             return
         names = class_names(trainer, self.probabilities.shape[1])
         write_predictions_csv(self.out_dir / FILE_NAME, trainer.datamodule.test_split, self.probabilities, names)
+
+
+class FoldPredictions(L.Callback):
+    """Writes `<run>/val_predictions.csv` in a cross-validation run (nothing without `data.num_folds`), when
+    testing starts: the weights are the best checkpoint's (`src.train` tests that one)."""
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if not getattr(datamodule, "num_folds", None) or datamodule.val_split is None:
+            return
+        if trainer.world_size > 1:  # each process holds a shard of the validation batches
+            log.warning("%s is written by single-process runs only; this one has %d processes.", FOLD_FILE_NAME,
+                        trainer.world_size)
+            return
+        probabilities = []
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
+            for batch in datamodule.val_dataloader():
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                probabilities.append(pl_module.predict_proba(x.to(pl_module.device)).float().cpu())
+        write_predictions_csv(Path(trainer.default_root_dir) / FOLD_FILE_NAME, datamodule.val_split,
+                              torch.cat(probabilities), list(datamodule.class_names))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import torch
@@ -10,9 +11,9 @@ from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from src.errors import UserError, require
+from src.runs.checkpoint_writer import AtomicCheckpointIO
 
 
 def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
@@ -22,31 +23,36 @@ def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
-def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | None = None):
-    """The data config's DataModule; `augment` (the augment group) applies to its training batches."""
+def steps_per_call(run_config: dict[str, Any]) -> int:
+    """The run's `steps_per_call` K; K != 1 is checked by its own module (src/models/multi_step.py), loaded then."""
+    k = run_config.get("steps_per_call", 1)
+    if k != 1:
+        import_module("src.models.multi_step").check_setting(run_config)
+    return k
+
+
+def _target_class(target: str, steps_per_call: int) -> type:
+    """The class a `_target_` names, or with steps_per_call K > 1 its K-steps-per-call variant."""
+    cls = get_class(target)
+    return cls if steps_per_call == 1 else import_module("src.models.multi_step").multi_step_class(cls, steps_per_call)
+
+
+def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | None = None, steps_per_call: int = 1):
+    """The data config's DataModule; `augment` (the augment group) applies to its training batches. Not
+    recursive: `augment` entries are configs the DataModule instantiates itself, in order."""
     kwargs = plain(data_cfg)
     if augment:
         kwargs["augment"] = plain(augment)
-    # Not recursive: `augment` entries are configs the DataModule instantiates itself, in order.
-    return instantiate(kwargs, _convert_="all", _recursive_=False)
+    return _target_class(kwargs.pop("_target_"), steps_per_call)(**kwargs)
 
 
-def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, **arguments: Any):
+def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, steps_per_call: int = 1,
+                 **arguments: Any):
     """The LightningModule: its config's `_target_` class called with plain-value arguments; `arguments`
     are constructor arguments a caller sets beyond the config (e.g. the tuner's `stop_on_non_finite_loss`)."""
     kwargs = plain(model_cfg)
-    cls = get_class(kwargs.pop("_target_"))
+    cls = _target_class(kwargs.pop("_target_"), steps_per_call)
     return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **{**kwargs, **arguments})
-
-
-def build_net(net: dict[str, Any]) -> nn.Module:
-    """Instantiate a net from its config dict; bad arguments become one-sentence user errors."""
-    try:
-        return instantiate(net, _convert_="all")
-    except InstantiationException as exc:  # Hydra wraps the net's own exception
-        if isinstance(exc.__cause__, ValueError):
-            raise UserError(str(exc.__cause__).rstrip(".") + ".") from exc.__cause__
-        raise
 
 
 def build_all(group: DictConfig | None) -> list[Any]:
@@ -66,7 +72,10 @@ def resolve_precision(accelerator: str, precision: Any) -> Any:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
-def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
+def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list,
+                  checkpoint_contents: dict[str, Any] | None = None):
+    """The Lightning Trainer of the trainer config; `checkpoint_contents` go into every checkpoint it
+    writes (through its `AtomicCheckpointIO` plugin: src/runs/checkpoint_writer.py)."""
     kwargs = plain(trainer_cfg)
     epochs = kwargs.get("max_epochs")
     require(
@@ -77,6 +86,8 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list):
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
     # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
     kwargs.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
+    kwargs["plugins"] = [AtomicCheckpointIO(checkpoint_contents) if get_class(p["_target_"]) is AtomicCheckpointIO
+                         else p for p in kwargs.get("plugins") or []]
     try:
         return instantiate(kwargs, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as exc:  # Hydra wraps the Trainer's own refusal of its settings

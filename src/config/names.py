@@ -14,10 +14,6 @@ CONFIG_GROUPS = tuple(sorted(p.name for p in CONF.iterdir() if p.is_dir()))
 # The groups whose `_target_` nodes a run builds, so the schema checks them before any data is loaded.
 BUILT_GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment")
 
-# Keys of the scheduler and optimizer configs read by the module's recipe code, not passed to the class.
-SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")
-OPTIMIZER_OWN_KEYS = ("decay_bias_and_norm",)
-
 
 def override_key(override: str) -> str:
     """The config key a command-line override names: `+a.b=1`, `~a.b`, `a.b=2` -> `a.b`."""

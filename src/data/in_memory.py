@@ -6,6 +6,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from typing import Any
 
 import lightning as L
@@ -13,9 +14,6 @@ import torch
 from hydra.utils import instantiate
 
 from src.data.batch_transforms import Compose
-from src.data.duplicates import check_policy as check_duplicate_policy
-from src.data.duplicates import screen_splits
-from src.data.sample_loader import sample_loader
 from src.data.splits import Split, fits_on_device, stratified_fold, stratified_split
 from src.data.tensor_loader import TensorBatchLoader
 from src.errors import require
@@ -46,7 +44,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         val_fraction: float = 0.1,
         split_seed: int = 42,
         steps_per_epoch: int | None = None,
-        steps_per_call: int = 1,
         device: str | None = None,
         augment: dict[str, dict | None] | None = None,
         loader: str = "tensor",
@@ -72,17 +69,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             f"data.steps_per_epoch must be a positive integer or null, got {steps_per_epoch!r}.",
         )
         require(
-            isinstance(steps_per_call, int) and steps_per_call > 0,
-            f"steps_per_call must be a positive integer, got {steps_per_call!r}.",
-        )
-        require(
             loader in ("tensor", "dataloader"),
             f"data.loader must be 'tensor' (whole-tensor batches) or 'dataloader' (per-sample), got {loader!r}.",
-        )
-        require(
-            loader == "tensor" or steps_per_call == 1,
-            f"steps_per_call={steps_per_call} groups the batches of data.loader=tensor; set steps_per_call=1 to use "
-            "the DataLoader.",
         )
         require(
             loader == "tensor" or steps_per_epoch is None,
@@ -100,7 +88,8 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             max_device_fraction is None or (isinstance(max_device_fraction, (int, float)) and max_device_fraction > 0),
             f"data.max_device_fraction must be a positive number (or null for always), got {max_device_fraction!r}.",
         )
-        check_duplicate_policy(duplicates, duplicate_distance)
+        if duplicates != "off":  # the duplicate check (src/data/duplicates.py) loads only when it is on
+            import_module("src.data.duplicates").check_policy(duplicates, duplicate_distance)
         self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/hparams.py)
         self.name = name
         self.num_classes = num_classes
@@ -109,7 +98,6 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.steps_per_epoch = steps_per_epoch
-        self.steps_per_call = steps_per_call
         self.device = device
         self.max_device_fraction = max_device_fraction
         self.loader, self.num_workers, self.pin_memory = loader, num_workers, pin_memory
@@ -177,6 +165,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         if self.duplicates != "off":  # duplicates.csv goes to the run folder (the first process's)
             trainer = getattr(self, "trainer", None)
             out_dir = trainer.default_root_dir if trainer is not None and trainer.is_global_zero else None
+            screen_splits = import_module("src.data.duplicates").screen_splits
             train, val, test = screen_splits(self.name, train, val, test, self.duplicates, self.duplicate_distance,
                                              out_dir)
         for split_name, split in (("train", train), ("val", val), ("test", test)):
@@ -189,13 +178,13 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     def train_dataloader(self) -> TensorBatchLoader:
         trainer = getattr(self, "trainer", None)
         limit = getattr(trainer, "limit_train_batches", None)
-        # With steps_per_call=K > 1, `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) means
-        # N optimizer steps, not N calls of K steps: the epoch is cut to N steps, served in ceil(N / K) calls.
-        limit_steps = limit if self.steps_per_call > 1 and type(limit) is int else None
+        # `trainer.limit_train_batches=N` (also fast_dev_run, overfit_batches) cuts the loader's epoch to N batches:
+        # N optimizer steps, also when a module takes several steps per call (src/models/multi_step.py).
+        limit_steps = limit if type(limit) is int else None
         overfit = bool(trainer is not None and trainer.overfit_batches)  # the same first batches every epoch
         return self._loader(
             self.train_split, shuffle=not overfit, steps_per_epoch=self.steps_per_epoch,
-            transform=self.train_transform, steps_per_call=self.steps_per_call, limit_steps=limit_steps,
+            transform=self.train_transform, limit_steps=limit_steps,
         )
 
     def val_dataloader(self) -> TensorBatchLoader:
@@ -227,7 +216,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                steps_per_call: int = 1, limit_steps: int | None = None):
+                limit_steps: int | None = None):
         if split is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its loaders are asked for")
         # The run's seed (set by `seed_everything`), not a draw from the global RNG: a resumed run restores
@@ -240,13 +229,14 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         return TensorBatchLoader(
             split.inputs, split.targets, self.batch_size, shuffle=shuffle, rank=rank, world_size=world,
             steps_per_epoch=steps_per_epoch, transform=transform or self.transform, seed=seed,
-            steps_per_call=steps_per_call, limit_steps=limit_steps,
+            limit_steps=limit_steps,
         )
 
     def sample_loader(self, split: Split, shuffle: bool, transform: Callable[[torch.Tensor], torch.Tensor] | None,
                       seed: int):
         """The per-sample `DataLoader` of `data.loader=dataloader` (a data set whose samples are read
         from files while training overrides this)."""
+        sample_loader = import_module("src.data.sample_loader").sample_loader
         return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform, self.num_workers,
                              self.pin_memory, seed)
 

@@ -94,11 +94,8 @@ class ShardsDataModule(L.LightningDataModule):
         auto_augment: str | None = None,
         color_jitter: float = 0.0,
         augment: dict[str, dict | None] | None = None,
-        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
-        require(steps_per_call == 1, f"data=shards streams one batch per Lightning step, but steps_per_call is "
-                                     f"{steps_per_call!r}; set steps_per_call=1 for it.")
         require(isinstance(batch_size, int) and batch_size > 0,
                 f"data.batch_size must be a positive integer, got {batch_size!r}.")
         require(num_workers is None or (isinstance(num_workers, int) and num_workers >= 0),

@@ -21,10 +21,7 @@ class TensorBatchLoader:
     - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass over
       the data whenever one ends: tiny data sets then train for many steps per epoch, so the
       per-epoch work (validation, logging) happens every N steps instead of every step.
-    - `steps_per_call=K > 1` hands out lists of K consecutive batches, for a module that takes K
-      optimizer steps per call of its `training_step` (src/models/steps_per_call.py; the batches and
-      their order are unchanged). The default 1 hands out one `(x, y)` batch at a time.
-    - `limit_steps=N` cuts every epoch to at most N batches (steps), whatever `steps_per_call`.
+    - `limit_steps=N` cuts every epoch to at most N batches (steps).
     - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
       resumed run continues the same sequence: Lightning calls `set_epoch` through `sampler`,
       as it does for a `DistributedSampler`.
@@ -46,7 +43,6 @@ class TensorBatchLoader:
         steps_per_epoch: int | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         seed: int = 0,
-        steps_per_call: int = 1,
         limit_steps: int | None = None,
         rank: int = 0,
         world_size: int = 1,
@@ -74,12 +70,11 @@ class TensorBatchLoader:
         self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
         if limit_steps is not None:
             self.steps_per_epoch = max(min(self.steps_per_epoch, int(limit_steps)), 1)
-        self.steps_per_call = max(int(steps_per_call), 1)
         self._position = (0, 0)  # (epoch being served, batches of it handed out)
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches already taken) after load_state_dict
 
     def __len__(self) -> int:
-        return -(-self.steps_per_epoch // self.steps_per_call)
+        return self.steps_per_epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration produce epoch `epoch`'s order."""
@@ -88,8 +83,7 @@ class TensorBatchLoader:
             self._resume_at = None  # a restored position belongs to its own epoch only
 
     def state_dict(self) -> dict[str, int]:
-        """The epoch being served and how many of its batches were handed out (not calls: with
-        `steps_per_call=K` a call holds K batches)."""
+        """The epoch being served and how many of its batches were handed out."""
         epoch, taken = self._position
         return {"epoch": epoch, "batches_taken": taken}
 
@@ -114,20 +108,7 @@ class TensorBatchLoader:
             start = b * bs
             yield order[start : start + bs] if order is not None else slice(start, start + bs)
 
-    def __iter__(self) -> Iterator[Batch | list[Batch]]:
-        if self.steps_per_call == 1:
-            yield from self._batches()
-            return
-        group: list[Batch] = []
-        for batch in self._batches():
-            group.append(batch)
-            if len(group) == self.steps_per_call:
-                yield group
-                group = []
-        if group:
-            yield group
-
-    def _batches(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch]:
         generator = None
         if self.shuffle:
             generator = torch.Generator(device=self.inputs.device)

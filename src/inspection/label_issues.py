@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from cleanlab.filter import find_label_issues
 
-from src.callbacks.fold_predictions import FILENAME
+from src.callbacks.test_predictions import FOLD_FILE_NAME as FILENAME
 from src.errors import require
 
 log = logging.getLogger(__name__)

@@ -1,107 +1,82 @@
-"""LightningModules: the training logic (loss, metrics, optimisation) around a plain `nn.Module` net.
+"""The training logic: `ClassificationModule`, a LightningModule around a plain `nn.Module` net.
 
-Hyper-parameters are plain values (the resolved config), and the net is rebuilt from them: a
-checkpoint loads with `weights_only=True` and needs nothing but this file to be evaluated.
+The loss, the training and evaluation steps, the epoch metrics, the optimizer and lr schedule, and what a
+checkpoint adds to the weights. Hyper-parameters are plain values (the resolved config) and the net is
+rebuilt from them, so a checkpoint loads with `weights_only=True`. Options off by default load their code
+only when a config turns them on: tricks.py, losses.py (other formulations), schedulers.py, finetune.py.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from src.callbacks.finetune import FreezeBackbone
-from src.config.build import build_net
-from src.errors import require
-from src.models import recipes
-from src.models import steps_per_call as multi_step
-from src.models.checkpoint_state import check_weights_fit, restore_rng_states, save_rng_states
-from src.models.epoch_metrics import EvalMetrics, TrainingBatch, TrainingSums
-from src.models.finetune import check_finetune, scale_backbone_lr
-from src.models.losses import MULTICLASS_LOSSES
+from src.errors import UserError, require
+
+TRICKS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")  # training tricks: all off by default
+OWN_KEYS = {"optimizer": ("decay_bias_and_norm", "backbone_lr_scale"),  # read here, not passed to the classes
+            "scheduler": ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")}
 
 
 class ClassificationModule(L.LightningModule):
-    """Multi-class classification: one of three equivalent cross-entropy formulations, optional L1.
+    """Multi-class classification with cross-entropy (or an equivalent formulation) and optional L1.
 
     Logs `train/loss`, `train/acc` per epoch; `val/` and `test/` loss, acc, macro precision, recall, f1
-    (and acc_top5 beyond ten classes, src/models/epoch_metrics.py); `val/acc_best`. Recipes, all off
-    by default (docs/recipes.md): `label_smoothing` (training loss only), `mixup_alpha` / `cutmix_alpha`
-    (train/acc counts the mixed target's dominant class), `tta_flip` (validation, test, prediction).
-    `steps_per_call` K > 1 takes K optimizer steps per `training_step` from a list of K batches
-    (src/models/steps_per_call.py). `stop_on_non_finite_loss=False` (the lr finder's models) keeps
-    training when the loss diverges; by default a NaN/inf epoch loss stops the run in one sentence.
-
-    Subclasses (a model family that trains differently) take their own arguments and pass the rest on
-    with `**kwargs`; the hyper-parameters in a checkpoint are the arguments of both constructors, as
-    Lightning's `save_hyperparameters` collects them, and `cls(**hparams)` rebuilds the module. What a
-    family may override: `_check_task` (refuse arguments it cannot use), `compute_loss`,
-    `training_loss` (nets with more than logits in training), `class_scores` / `predicted_classes` /
-    `probabilities` (what metrics see), `eval_outputs` and `predict_proba` (test-time augmentation).
-
-    For callbacks: `last_training_batch` (a `TrainingBatch`, None before an epoch's first step) is the
-    batch of the last optimizer step, set before its backward pass, in both optimisation modes;
-    `val_confusion_matrix` / `test_confusion_matrix` are the last pass's; `test_step` returns each
-    batch's `{"probabilities": (N, C)}`. A callback that logs `train/loss`, `train/acc`, `val/loss` and
-    `val/acc` itself, at a finer resolution, declares `logs_training_curves = True`: the module then
-    sends these epoch curves to no logger while fitting (they still reach the progress bar,
-    checkpoints, early stopping and final metrics).
+    (acc_top5 beyond ten classes); `val/acc_best`. Tricks (docs/recipes.md) are off by default. A NaN/inf
+    epoch loss stops the run in one sentence (unless `stop_on_non_finite_loss=False`, the lr finder's).
+    A family that trains differently subclasses it (binary.py, googlenet_module.py), passing the base's
+    arguments on with `**kwargs`, and overrides `check_task`, `compute_loss`, `training_loss`,
+    `class_scores` / `predicted_classes` / `probabilities` or `eval_outputs`. Callbacks read
+    `train_sums.last`, `val_confusion_matrix` / `test_confusion_matrix` and `test_step`'s probabilities;
+    one declaring `logs_training_curves = True` logs the loss and acc curves itself (then the module doesn't).
     """
 
-    def __init__(
-        self,
-        net: dict[str, Any],
-        num_classes: int,
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
-        loss: str = "cross_entropy",
-        l1: float = 0.0,
-        label_smoothing: float = 0.0,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        tta_flip: bool = False,
-        steps_per_call: int = 1,
-        finetune: dict[str, Any] | None = None,
-        stop_on_non_finite_loss: bool = True,
-    ) -> None:
+    def __init__(self, net: dict[str, Any], num_classes: int, optimizer: dict[str, Any],
+                 scheduler: dict[str, Any] | None = None, loss: str = "cross_entropy", l1: float = 0.0,
+                 label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+                 tta_flip: bool = False, stop_on_non_finite_loss: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)  # loggers: src/runs/hparams.py
-        recipes.check_arguments(self.hparams)
-        self._check_task()
-        self.finetune = check_finetune(finetune, scheduler)  # model.finetune, every setting present
-        self.net = build_net(net)
-        # Not an nn.Module attribute: it has no state, and stays out of summaries and checkpoints.
-        self.mixer = recipes.BatchMixer(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha or cutmix_alpha else None
+        lr = optimizer.get("lr")
+        require(isinstance(lr, (int, float)) and lr > 0,
+                f"optimizer.lr must be a positive number, got {lr!r}; try e.g. optimizer.lr=0.01.")
+        require(l1 >= 0, f"model.l1 must be >= 0, got {l1}.")
+        if optimizer.get("backbone_lr_scale", 1.0) != 1:
+            import_module("src.models.finetune").check_backbone_lr_scale(optimizer, scheduler)
+        self.check_task()
+        tricks_on = any(map(self.hparams.get, TRICKS))
+        self.tricks = import_module("src.models.tricks").Tricks(self.hparams) if tricks_on else None
+        if self.uses_scheduler:
+            import_module("src.models.schedulers").check_scheduler(scheduler)
+        self.net = instantiate(net, _convert_="all")
         self.val_metrics, self.test_metrics = EvalMetrics(num_classes), EvalMetrics(num_classes)
         self.stop_on_non_finite_loss = stop_on_non_finite_loss
-        self.automatic_optimization = steps_per_call == 1  # fixed before Lightning checks the run's configuration
         self.val_acc_best = 0.0
         self.val_confusion_matrix = self.test_confusion_matrix = None  # the last passes' (for callbacks)
         self.epoch_curves_to_loggers = True
-        self._train = TrainingSums(self.device)
+        self.train_sums = TrainingSums(self.device)  # its `last` step's batch: for per-step callbacks
         self._train_sums_to_restore: dict[str, Any] | None = None  # from a checkpoint, until training starts
         if net.get("input_shape"):  # TensorBoard's GRAPHS tab and the summary's in/out sizes
             self.example_input_array = torch.zeros(1, *(int(d) for d in net["input_shape"]))
 
-    @property
-    def num_classes(self) -> int:
-        return self.hparams.num_classes
-
-    # --- what differs between families ---------------------------------------------------------
-    def _check_task(self) -> None:
-        hp = self.hparams
-        require(hp.loss in MULTICLASS_LOSSES,
-                f"model.loss={hp.loss!r} is unknown; choose one of {sorted(MULTICLASS_LOSSES)}.")
-        require(hp.num_classes >= 2, f"num_classes must be at least 2, got {hp.num_classes}.")
+    def check_task(self) -> None:
+        losses = ("cross_entropy", "log_softmax_nll", "softmax_log_nll")  # one loss written three ways (losses.py)
+        require(self.hparams.loss in losses, f"model.loss={self.hparams.loss!r} is unknown; choose one of {losses}.")
+        require(self.hparams.num_classes >= 2, f"num_classes must be at least 2, got {self.hparams.num_classes}.")
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of class-index targets (N,) or soft targets (N, C); label smoothing applies in
-        training mode only, so validation and test losses stay comparable across recipes."""
+        """Loss of class-index (N,) or soft (N, C) targets; label smoothing only in training (comparable val loss)."""
         smoothing = self.hparams.label_smoothing if self.training else 0.0
-        return MULTICLASS_LOSSES[self.hparams.loss](outputs, targets, label_smoothing=smoothing)
+        if self.hparams.loss == "cross_entropy":
+            return F.cross_entropy(outputs, targets, label_smoothing=smoothing)
+        return getattr(import_module("src.models.losses"), self.hparams.loss)(outputs, targets, smoothing)
 
     def training_loss(self, outputs: Any, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of the net's training-mode output."""
@@ -111,23 +86,19 @@ class ClassificationModule(L.LightningModule):
         """(N, num_classes) scores whose argmax is the prediction (for metrics)."""
         return outputs
 
-    def predicted_classes(self, outputs: torch.Tensor) -> torch.Tensor:
-        """(N,) predicted class indices: the argmax of `class_scores` (a cheaper form where there is one)."""
+    def predicted_classes(self, outputs: torch.Tensor) -> torch.Tensor:  # a cheaper form where there is one
         return self.class_scores(outputs).argmax(1)
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.class_scores(outputs).float(), dim=1)
 
+    def eval_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What validation and test score: the logits (with tta_flip the flip-averaged log-probabilities)."""
+        return self.tricks.eval_outputs(self.net, x) if self.tricks else self.net(x)
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for a batch of (already preprocessed) inputs, as the test scores them
-        (flip-averaged with tta_flip)."""
         return self.probabilities(self.eval_outputs(x))
 
-    def eval_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """What validation and test score: the logits, or with tta_flip the flip-averaged log-probabilities."""
-        return recipes.flip_tta_log_probs(self, x) if self.hparams.tta_flip else self(x)
-
-    # --- training ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
@@ -139,47 +110,38 @@ class ClassificationModule(L.LightningModule):
     def on_train_start(self) -> None:
         sums, self._train_sums_to_restore = self._train_sums_to_restore, None
         if sums:  # resumed: the checkpoint's epoch continues (a new epoch resets them in on_train_epoch_start)
-            self._train = TrainingSums(self.device, sums)
+            self.train_sums = TrainingSums(self.device, sums)
 
     def on_train_epoch_start(self) -> None:
-        self._train = TrainingSums(self.device)
+        self.train_sums = TrainingSums(self.device)
 
-    @property
-    def last_training_batch(self) -> TrainingBatch | None:
-        return self._train.last
-
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Loss of one batch plus the L1 penalty; adds the batch to the epoch's sums. With mixup/cutmix
-        the batch and its targets are mixed first, and accuracy counts the mixed target's dominant class."""
-        if self.mixer is not None:
-            x, y = self.mixer(x, y)  # soft targets (N, num_classes)
+    def step_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step's loss on (x, y), L1 included, counted in the epoch's sums (mixed: the dominant class)."""
+        if self.tricks is not None:
+            x, y = self.tricks.mix(x, y)  # soft targets (N, num_classes) when mixing
         logits, loss = self.training_loss(self.net(x), y)
         labels = y.argmax(1) if y.ndim > 1 else y
-        self._train.add(loss.detach(), (self.predicted_classes(logits.detach()) == labels).sum(), len(y))
-        if not self.hparams.l1:
-            return loss
-        return loss + self.hparams.l1 * torch.stack([p.abs().sum() for p in self.net.parameters() if p.ndim > 1]).sum()
+        self.train_sums.add(loss.detach(), (self.predicted_classes(logits.detach()) == labels).sum(), len(y))
+        weights = [p.abs().sum() for p in self.net.parameters() if p.ndim > 1] if self.hparams.l1 else []
+        return loss + self.hparams.l1 * torch.stack(weights).sum() if weights else loss
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
-        if self.automatic_optimization:
-            return self._loss(*batch)
-        per_step = recipes.scheduler_interval(self.hparams.scheduler) == "step"
-        multi_step.take_steps(self, batch, self._loss, step_scheduler=per_step)
-        return None
-
-    def _stop_if_loss_is_not_finite(self) -> None:
-        """A NaN/inf training loss ends the run before validation, so no checkpoint of the broken model is written."""
-        if self.stop_on_non_finite_loss:
-            self._train.stop_if_not_finite(self.current_epoch, self.trainer.global_step, self.hparams.optimizer["lr"])
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.step_loss(*batch)
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_loss_is_not_finite()
-        for key, value in self._train.means().items():
+        for key, value in self.train_sums.means().items():
             self.log(key, value, prog_bar=True, sync_dist=True, logger=None if self.epoch_curves_to_loggers else False)
-        if not self.automatic_optimization and recipes.scheduler_interval(self.hparams.scheduler) == "epoch":
-            multi_step.step_epoch_scheduler(self, (self.hparams.scheduler or {}).get("monitor", "val/loss"))
 
-    # --- evaluation ----------------------------------------------------------------------------
+    def _stop_if_loss_is_not_finite(self) -> None:
+        """A NaN/inf training loss ends the run before validation: no checkpoint of the broken model is written."""
+        sums = self.train_sums
+        if self.stop_on_non_finite_loss and sums.count and not torch.isfinite(sums.loss_sum):
+            lr = self.hparams.optimizer["lr"]
+            raise UserError(f"the training loss became {float(sums.loss_sum / sums.count)} in epoch "
+                            f"{self.current_epoch} (step {self.trainer.global_step}); the run stopped: lower the "
+                            f"learning rate (optimizer.lr={lr} now, try {lr / 10:g}).")
+
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: EvalMetrics) -> torch.Tensor:
         outputs = self.eval_outputs(batch[0])
         metrics.update(self.compute_loss(outputs, batch[1]), self.class_scores(outputs), batch[1])
@@ -208,42 +170,131 @@ class ClassificationModule(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self.predict_proba(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
-    # --- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_acc_best"] = self.val_acc_best
-        save_rng_states(checkpoint)
-        checkpoint["train_epoch_sums"] = self._train.state()  # a run resumed mid-epoch logs the whole epoch
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}  # the same dropout masks and augmentations
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["train_epoch_sums"] = self.train_sums.state()  # a run resumed mid-epoch logs the whole epoch
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_weights_fit(self, checkpoint)
         self.val_acc_best = float(checkpoint.get("val_acc_best", 0.0))
         self._train_sums_to_restore = checkpoint.get("train_epoch_sums")  # set on the device in on_train_start
-        restore_rng_states(checkpoint)
+        states = checkpoint.get("rng_states") or {}
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
-    # --- optimisation --------------------------------------------------------------------------
-    def configure_callbacks(self) -> list[L.Callback]:
-        """`model.finetune.freeze_epochs=N`: the callback that freezes the backbone for N epochs."""
-        epochs = self.finetune["freeze_epochs"]
-        return [FreezeBackbone(epochs)] if epochs else []
+    @property
+    def uses_scheduler(self) -> bool:
+        cfg = self.hparams.scheduler or {}
+        return "_target_" in cfg or bool(cfg.get("warmup_steps") or cfg.get("warmup_epochs"))
+
+    def optimizer_steps_per_epoch(self) -> int | float:  # (Lightning counts calls of training_step)
+        return -(-self.trainer.num_training_batches // max(self.trainer.accumulate_grad_batches, 1))
 
     def planned_optimizer_steps(self) -> int | float:
-        """Optimizer steps of the whole run (e.g. OneCycleLR's `total_steps`), whatever steps_per_call."""
-        return multi_step.planned_optimizer_steps(self.trainer)
+        return self.trainer.estimated_stepping_batches
 
     def configure_optimizers(self) -> Any:
-        """The optimizer (`optimizer.decay_bias_and_norm=false`: no weight decay on biases and
-        normalisation layers) and the lr schedule, with an optional linear warmup (src/models/recipes.py)."""
-        optimizer_cfg = dict(self.hparams.optimizer)
-        params = recipes.optimizer_parameters(self, optimizer_cfg.pop("decay_bias_and_norm", True))
-        if self.finetune["backbone_lr_scale"] != 1:
-            params = scale_backbone_lr(params, self.net, optimizer_cfg["lr"], self.finetune["backbone_lr_scale"])
-        optimizer = instantiate(optimizer_cfg)(params=params)
-        scheduler = recipes.build_scheduler(self.hparams.scheduler, optimizer, total_steps=self.planned_optimizer_steps)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+        """The optimizer (decay_bias_and_norm=false: no decay on 1-d parameters) and lr schedule (schedulers.py)."""
+        cfg = dict(self.hparams.optimizer)
+        decay_all, scale = cfg.pop("decay_bias_and_norm", True), cfg.pop("backbone_lr_scale", 1.0)
+        params: Any = self.net.parameters()
+        if not decay_all:
+            params = [{"params": [p for p in self.net.parameters() if p.ndim > 1]},
+                      {"params": [p for p in self.net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+        if scale != 1:
+            params = import_module("src.models.finetune").scale_backbone_lr(params, self.net, cfg["lr"], scale)
+        optimizer = instantiate(cfg)(params=[g for g in params if not isinstance(g, dict) or g["params"]])
+        if not self.uses_scheduler:
+            return optimizer
+        schedule = import_module("src.models.schedulers").build_scheduler(
+            self.hparams.scheduler, optimizer, total_steps=self.planned_optimizer_steps)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
-def __getattr__(name: str) -> Any:
-    """`BinaryClassificationModule` under the class path that configs of earlier checkpoints name."""
-    if name == "BinaryClassificationModule":
-        return import_module("src.models.binary").BinaryClassificationModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class TrainingBatch(NamedTuple):
+    """The last optimizer step's batch: mean loss (without L1), correct predictions (0-dim tensors on the device)."""
+    loss: torch.Tensor
+    correct: torch.Tensor
+    size: int
+
+
+class TrainingSums:
+    """The training epoch so far, on the device (a step adds in place: no host sync); its `state()` goes into
+    checkpoints, so a run resumed mid-epoch logs the whole epoch's `train/loss`."""
+
+    def __init__(self, device: torch.device, state: dict[str, Any] | None = None) -> None:
+        state = state or {"loss": 0.0, "correct": 0, "count": 0}
+        self.loss_sum = torch.as_tensor(state["loss"], dtype=torch.float32).clone().to(device)
+        self.correct = torch.as_tensor(state["correct"], dtype=torch.long).clone().to(device)
+        self.count, self.last = int(state["count"]), None
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, size: int) -> None:
+        self.loss_sum.add_(loss, alpha=size)
+        self.correct.add_(correct)
+        self.count += size
+        self.last = TrainingBatch(loss, correct, size)
+
+    def means(self) -> dict[str, torch.Tensor]:
+        n = self.count
+        return {"train/loss": self.loss_sum / n, "train/acc": self.correct.float() / n} if n else {}
+
+    def state(self) -> dict[str, Any]:
+        return {"loss": self.loss_sum.detach().cpu(), "correct": self.correct.cpu(), "count": self.count}
+
+
+class EvalMetrics(nn.Module):
+    """One evaluation pass: a torchmetrics confusion matrix (metrics read off it), top-5 beyond ten classes."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.top5 = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False) \
+            if num_classes > 10 else None
+        self.reset()
+
+    def update(self, loss: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss_sum = self.loss_sum + loss.detach() * len(targets)
+        self.count += len(targets)
+        self.confusion.update(scores, targets)
+        if self.top5 is not None:
+            self.top5.update(scores, targets)
+
+    def log_to(self, module: L.LightningModule, prefix: str, curves_to_loggers: bool = True) -> torch.Tensor:
+        """Log `<prefix>/loss`, acc, precision, recall, f1 (and acc_top5); the confusion matrix on the CPU.
+        `val/loss` and `val/acc` go to the progress bar, and to no logger when `curves_to_loggers` is False."""
+        matrix = self.confusion.compute()
+        values = {f"{prefix}/{k}": v for k, v in metrics_from_confusion(matrix).items()}
+        if self.top5 is not None:
+            values[f"{prefix}/acc_top5"] = self.top5.compute()
+        if self.count:
+            values[f"{prefix}/loss"] = self.loss_sum / self.count
+        shown = {f"{prefix}/acc", f"{prefix}/loss"} if prefix == "val" else set()
+        for key, value in values.items():
+            module.log(key, value, prog_bar=key in shown, sync_dist=key.endswith("/loss"),
+                       logger=False if key in shown and not curves_to_loggers else None)
+        self.reset()
+        return matrix.cpu()
+
+    def reset(self) -> None:
+        self.confusion.reset()
+        if self.top5 is not None:
+            self.top5.reset()
+        self.loss_sum, self.count = 0.0, 0
+
+
+def metrics_from_confusion(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
+    """acc, macro precision, recall and F1 of a (true x predicted) count matrix, as torchmetrics'
+    `average="macro"` gives them (0 for an empty denominator; classes absent from targets and predictions
+    left out), from one matrix instead of four metric states."""
+    m = matrix.double()
+    tp, predicted, actual = m.diagonal(), m.sum(0), m.sum(1)
+    ratio = lambda num, den: torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))  # noqa: E731
+    present = ((predicted + actual) > 0).double()
+    weight = present / present.sum().clamp(min=1)
+    out = {"acc": ratio(tp.sum(), m.sum()), "precision": (ratio(tp, predicted) * weight).sum(),
+           "recall": (ratio(tp, actual) * weight).sum(), "f1": (ratio(2 * tp, predicted + actual) * weight).sum()}
+    return {k: v.float() for k, v in out.items()}

@@ -1,10 +1,10 @@
-"""Fine-tuning a pretrained net (`model.finetune`): which parameters are the classifier head and which
-the backbone, and the optimizer's parameter groups with a smaller learning rate for the backbone.
+"""Fine-tuning a pretrained net: which parameters are the classifier head and which the backbone, and the
+optimizer's parameter groups with a smaller learning rate for the backbone. Loaded only when a run uses them:
 
-    model.finetune.freeze_epochs=N       the backbone is frozen (and its BatchNorm layers keep their
+    callbacks.freeze_backbone.epochs=N   the backbone is frozen (and its BatchNorm layers keep their
                                          pretrained statistics) for the first N epochs: only the new
                                          head trains (src/callbacks/finetune.py)
-    model.finetune.backbone_lr_scale=s   the backbone trains with s x optimizer.lr, the head with optimizer.lr
+    optimizer.backbone_lr_scale=s        the backbone trains with s x optimizer.lr, the head with optimizer.lr
 
 The head is what timm's `pretrained_cfg["classifier"]` names (timm models), else the net's last
 `nn.Linear` (e.g. the ResNets' `fc`, LeNet's last layer).
@@ -12,39 +12,23 @@ The head is what timm's `pretrained_cfg["classifier"]` names (timm models), else
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from torch import nn
 
-from src.errors import UserError, require
+from src.errors import require
 from src.models.nets.timm_net import head_names
 
-KEYS = {"freeze_epochs": 0, "backbone_lr_scale": 1.0}  # the settings and their "off" values
 
-
-def check_finetune(finetune: Mapping[str, Any] | None, scheduler: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`model.finetune` with every setting present; one sentence for an unknown key or a bad value."""
-    settings = dict(finetune or {})
-    for key in settings:
-        if key not in KEYS:
-            close = difflib.get_close_matches(key, list(KEYS), n=1)
-            hint = f"did you mean model.finetune.{close[0]}?" if close else f"it takes: {', '.join(KEYS)}."
-            raise UserError(f"model.finetune.{key} is not a fine-tuning setting; {hint}")
-    settings = {**KEYS, **{k: v for k, v in settings.items() if v is not None}}
-    epochs, scale = settings["freeze_epochs"], settings["backbone_lr_scale"]
-    require(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0,
-            f"model.finetune.freeze_epochs must be a whole number of epochs >= 0 (0 = never frozen), got {epochs!r}.")
+def check_backbone_lr_scale(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None) -> None:
+    """`optimizer.backbone_lr_scale`: a positive number, and not with OneCycleLR (one max_lr for every group)."""
+    scale = optimizer.get("backbone_lr_scale", 1.0)
     require(isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0,
-            f"model.finetune.backbone_lr_scale must be a positive number (e.g. 0.1; 1 = the same lr), got {scale!r}.")
-    target = str((scheduler or {}).get("_target_", ""))
-    require(
-        scale == 1 or not target.endswith("OneCycleLR"),
-        "model.finetune.backbone_lr_scale cannot be combined with scheduler=onecycle (OneCycleLR gives every "
-        "parameter group the same max_lr); use e.g. scheduler=cosine.",
-    )
-    return settings
+            f"optimizer.backbone_lr_scale must be a positive number (e.g. 0.1; 1 = the same lr), got {scale!r}.")
+    require(not str((scheduler or {}).get("_target_", "")).endswith("OneCycleLR"),
+            "optimizer.backbone_lr_scale cannot be combined with scheduler=onecycle (OneCycleLR gives every "
+            "parameter group the same max_lr); use e.g. scheduler=cosine.")
 
 
 def head_module_names(net: nn.Module) -> list[str]:
@@ -54,8 +38,9 @@ def head_module_names(net: nn.Module) -> list[str]:
         if names:
             return names
     linears = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
-    require(bool(linears), f"{type(net).__name__} has no nn.Linear classifier head, so model.finetune cannot tell "
-                           "its backbone from its head; drop model.finetune for this model.")
+    require(bool(linears), f"{type(net).__name__} has no nn.Linear classifier head, so fine-tuning cannot tell "
+                           "its backbone from its head; drop callbacks.freeze_backbone and optimizer.backbone_lr_scale "
+                           "for this model.")
     return linears[-1:]
 
 

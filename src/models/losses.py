@@ -43,13 +43,8 @@ def softmax_log_nll(logits: torch.Tensor, target: torch.Tensor, label_smoothing:
     return nll_from_log_probs(torch.log(F.softmax(logits, dim=1)), target, label_smoothing)
 
 
-def binary_cross_entropy(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sigmoid + `nn.BCELoss` on one output unit, computed stably from the logit."""
-    return F.binary_cross_entropy_with_logits(logit.reshape(-1), target.to(logit.dtype).reshape(-1))
-
-
 MULTICLASS_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "cross_entropy": cross_entropy,
     "log_softmax_nll": log_softmax_nll,
     "softmax_log_nll": softmax_log_nll,
-}
+}  # model.loss=<name>; ClassificationModule computes cross_entropy itself and loads this file for the others

@@ -44,10 +44,10 @@ from torch import nn
 
 from src.data.batch_augment import AlternatingFlip, set_augmentation_epoch
 from src.errors import require
+from src.lightning_internals import attached_trainer
 from src.models.classifier import ClassificationModule
 from src.models.nets.speedrun import PatchWhitening
 from src.models.speedrun_schedule import decoupled_sgd, speedrun_lr_factor, tta_logits
-from src.training.lightning_internals import attached_trainer
 
 __all__ = ["SpeedrunModule", "decoupled_sgd", "speedrun_lr_factor", "tta_logits"]
 
@@ -81,8 +81,6 @@ class SpeedrunModule(ClassificationModule):
         val_tta_level: int | None = 0,
         **kwargs: Any,
     ) -> None:
-        require(kwargs.get("steps_per_call", 1) == 1, "the speed-run module takes one optimizer step per Lightning "
-                                                      "step: set steps_per_call=1.")
         require(not kwargs.get("tta_flip"), "the speed-run module has its own test-time augmentation "
                                             "(model.tta_level); drop model.tta_flip.")
         super().__init__(net=net, num_classes=num_classes, optimizer=optimizer, scheduler=scheduler, loss=loss,

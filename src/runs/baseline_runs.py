@@ -10,8 +10,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks.test_predictions import FILE_NAME
-from src.inference.test_predictions import write_predictions_csv
+from src.callbacks.test_predictions import FILE_NAME, write_predictions_csv
 from src.runs.record import completed_record
 
 

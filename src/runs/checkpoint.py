@@ -1,8 +1,8 @@
-"""Checkpoints written by `src.train`: written atomically, read with one-sentence errors for the usual mistakes."""
+"""Checkpoints written by `src.train` (src/runs/checkpoint_writer.py), read back with one-sentence errors for the
+usual mistakes: a missing or damaged file, a file of another kind, one holding Python objects."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import pickletools
 import zipfile
@@ -10,49 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from src.errors import UserError, require
 from src.models.nets.weights import unsafe_globals
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's `torch.save` checkpoints, written to a temporary file in the same folder, flushed to
-    disk and renamed over the target: a process killed while saving leaves the previous checkpoint
-    under that name whole (a rename within a folder replaces a file in one step), never a truncated one.
-    Remote paths (`s3://...`) are written by Lightning's own writer."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None or "://" in str(path):
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        try:
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        _sync_folder(target.parent)
-        for stale in target.parent.glob(f".{target.name}.*.partial"):  # left by a process killed while saving
-            stale.unlink(missing_ok=True)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); skipped where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def run_dir_of(ckpt_path: str | Path) -> Path | None:

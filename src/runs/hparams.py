@@ -1,4 +1,5 @@
-"""What runs are compared by: TensorBoard's HPARAMS columns and the MLflow / W&B parameters.
+"""What runs are compared by (TensorBoard's HPARAMS columns, the MLflow / W&B parameters), and the loggers
+that show them: `build_loggers`, `log_params` (at the start), `log_hparams_table` (with the final metrics).
 
 `hparams_for_logging(cfg, composition)` is one flat `{name: value}` of
 - the config group choices (`model`, `data`, `optimizer`, `scheduler`, `augment`, `trainer`, and
@@ -14,8 +15,15 @@ The names are the dotted keys a user types (`optimizer.lr`), so a column reads a
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.names import override_key
@@ -73,3 +81,42 @@ def final_metrics_for_logging(metrics: dict[str, float]) -> dict[str, float]:
     """The final metrics beside the hyper-parameters, under `hp/` (logged as scalars at step 0 they
     must not join the training curves); counters such as `epoch` and `step` are no metric."""
     return {f"hp/{k}": float(v) for k, v in metrics.items() if k.rsplit("/", 1)[-1] not in ("epoch", "step")}
+
+
+def build_loggers(group: Any, run_dir: str | Path) -> list[Any]:
+    """Every entry of the logger group (`null` entries are off); MLflow and W&B through src/runs/trackers.py,
+    which continues the tracker run of an earlier start of the same run folder."""
+    nodes = [node for node in (group or {}).values() if node is not None and "_target_" in node]
+    if any(issubclass(get_class(node["_target_"]), (MLFlowLogger, WandbLogger)) for node in nodes):
+        return import_module("src.runs.trackers").build_loggers(group, run_dir)
+    return [instantiate(node) for node in nodes]
+
+
+def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
+    """The run's parameters, at its start, to every logger but TensorBoard (whose HPARAMS table needs
+    the final metrics: `log_hparams_table`); MLflow keeps a parameter's first value (src/runs/trackers.py)."""
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            import_module("src.runs.trackers").log_mlflow_params(logger, params)
+        elif not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params)
+
+
+def log_hparams_table(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """TensorBoard's HPARAMS: the run's parameters beside its final metrics (`hp/...`)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=final_metrics_for_logging(metrics))
+
+
+@contextmanager
+def end_with_job() -> Iterator[None]:
+    """A W&B run of this job ends with the block (marked failed when it raises)."""
+    try:
+        yield
+    except BaseException:
+        if "wandb" in sys.modules:
+            import_module("src.runs.trackers").finish_trackers(failed=True)
+        raise
+    if "wandb" in sys.modules:
+        import_module("src.runs.trackers").finish_trackers()

@@ -13,9 +13,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
 CODE_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "numpy")
 METRICS_FILE, FAILED_FILE = "metrics.json", "failed.json"
+COMPOSITION_KEY = "run_composition"  # checkpoint[...] = {"choices": {group: choice}, "overrides": [...]}
 
 
 @dataclass
@@ -112,3 +118,31 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
+    """{"choices", "overrides"} of the Hydra job that composed `cfg`, or None when Hydra's run-time
+    config describes another job (a config composed earlier in the same process) or none."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    try:
+        same_job = str(Path(str(cfg.paths.output_dir)).absolute()) == str(Path(hydra_cfg.runtime.output_dir).absolute())
+    except (OmegaConfBaseException, TypeError):  # no output folder, or one that cannot be resolved: not Hydra's run
+        return None
+    if not same_job:
+        return None
+    choices = {str(k): (None if v is None else str(v)) for k, v in hydra_cfg.runtime.choices.items()
+               if not str(k).startswith("hydra")}
+    return {"choices": choices, "overrides": [str(o) for o in hydra_cfg.overrides.task]}
+
+
+def job_may_continue(cfg: DictConfig) -> bool:
+    """Whether this job may continue or repeat an earlier one (src/runs/sweep_job.py decides): it names a
+    checkpoint, it is a sweep job (whose failures are recorded), or its folder holds an earlier start."""
+    if cfg.get("ckpt_path"):
+        return True
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return True
+    out = Path(str(cfg.paths.output_dir))
+    return (out / "checkpoints").is_dir() or (out / METRICS_FILE).exists() or (out / FAILED_FILE).exists()

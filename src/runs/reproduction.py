@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from src.config.build import build_net
+from src.lightning_internals import epochs_trained
 from src.runs.record import read_record
 from src.runs.tables import markdown_table
-from src.training.lightning_internals import epochs_trained
 
 
 @dataclass
@@ -39,7 +39,7 @@ def relative(path: Path | str) -> str:
 
 
 def count_parameters(config: Any) -> int:
-    net = build_net(OmegaConf.to_container(config.model.net, resolve=True))
+    net = instantiate(OmegaConf.to_container(config.model.net, resolve=True), _convert_="all")
     return sum(p.numel() for p in net.parameters())
 
 

@@ -7,9 +7,9 @@
   with this command's `key=value` overrides on top. Group choices (`model=lenet`) that the run
   already had are accepted, so the original command plus `ckpt_path` resumes; a different choice
   is refused, as it would be a different run.
-- `composition_of(cfg)` / `COMPOSITION_KEY`: the group choices and overrides a run was composed
-  from, stored in its checkpoints so that a resumed run can be compared with the command that
-  resumes it.
+- `COMPOSITION_KEY`: the group choices and overrides a run was composed from (src/runs/record.py's
+  `composition_of`), stored in its checkpoints so that a resumed run can be compared with the command
+  that resumes it.
 - `read_resume_point(cfg)`: the checkpoint `ckpt_path` names, read once (memory-mapped) for its run
   configuration, composition and step, before Lightning loads it whole to continue the run.
 - `finished_run(run_dir, overrides)` and `resumed_run_config(..., restarting=True)`: the same command
@@ -25,18 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from src.config.build import plain
 from src.config.names import CONFIG_GROUPS, override_key
 from src.errors import UserError, require
 from src.runs.checkpoint import load_checkpoint
-from src.runs.record import RunRecord, read_record
+from src.runs.record import COMPOSITION_KEY, RunRecord, read_record
 
-COMPOSITION_KEY = "run_composition"  # checkpoint[...] = {"choices": {group: choice}, "overrides": [...]}
 RESUMABLE = ("interrupted*.ckpt", "last*.ckpt")  # written by CheckpointOnInterrupt and ModelCheckpoint(save_last)
 
 
@@ -84,6 +81,27 @@ class ResumePoint:
     run_config: dict[str, Any]  # the configuration the checkpoint's run was trained with
     composition: dict[str, Any]  # its {"choices", "overrides"}, or {} when it records none
     global_step: int | str  # the optimizer steps done ("unknown" when not recorded)
+    state_dict: dict[str, Any]  # its weights, memory-mapped: shapes are read, values are not
+
+    def check_weights_fit(self, module: Any) -> None:
+        """One sentence when the checkpoint's weights cannot load into `module` (other layers or shapes),
+        instead of the long list `load_state_dict` raises when Lightning loads it."""
+        ours, saved = module.state_dict(), self.state_dict
+        missing, unexpected = [k for k in ours if k not in saved], [k for k in saved if k not in ours]
+        reshaped = [k for k in ours if k in saved and hasattr(saved[k], "shape") and saved[k].shape != ours[k].shape]
+        if not (missing or unexpected or reshaped):
+            return
+        key = (reshaped or missing or unexpected)[0]
+        example = f"{key} is {list(saved[key].shape)} there, {list(ours[key].shape)} here" if reshaped else \
+            f"{key} is {'missing' if missing else 'extra'} there"
+        raise UserError(
+            f"the checkpoint's weights do not fit this model ({len(missing) + len(unexpected) + len(reshaped)} "
+            f"tensors differ, e.g. {example}); use the run's own model settings, or start a new run without ckpt_path.")
+
+    def continue_logs(self, loggers: list[Any], out_dir: Path) -> None:
+        """Say where the resumed run goes on, and keep the CSV rows logged so far (`keep_csv_logs`)."""
+        print(f"Resuming from {self.path}: logs and checkpoints continue in {out_dir}", flush=True)
+        keep_csv_logs(loggers, self.global_step)
 
 
 def read_resume_point(cfg: DictConfig) -> ResumePoint | None:
@@ -91,7 +109,8 @@ def read_resume_point(cfg: DictConfig) -> ResumePoint | None:
     if not cfg.get("ckpt_path"):
         return None
     path, ckpt = load_checkpoint(str(resolve_resume_path(cfg.ckpt_path, cfg)), tensors_on_demand=True)
-    return ResumePoint(path, ckpt["run_config"], ckpt.get(COMPOSITION_KEY) or {}, ckpt.get("global_step", "unknown"))
+    return ResumePoint(path, ckpt["run_config"], ckpt.get(COMPOSITION_KEY) or {}, ckpt.get("global_step", "unknown"),
+                       ckpt.get("state_dict") or {})
 
 
 def checked_resume_point(cfg: DictConfig, run_config: dict[str, Any], point: ResumePoint | None) -> ResumePoint | None:
@@ -138,23 +157,6 @@ def finished_run(run_dir: str | Path, overrides: list[str]) -> RunRecord | None:
 
 
 # --- which configuration -------------------------------------------------------------------------------
-def composition_of(cfg: DictConfig) -> dict[str, Any] | None:
-    """{"choices", "overrides"} of the Hydra job that composed `cfg`, or None when Hydra's run-time
-    config describes another job (a config composed earlier in the same process) or none."""
-    if not HydraConfig.initialized():
-        return None
-    hydra_cfg = HydraConfig.get()
-    try:
-        same_job = str(Path(str(cfg.paths.output_dir)).absolute()) == str(Path(hydra_cfg.runtime.output_dir).absolute())
-    except (OmegaConfBaseException, TypeError):  # no output folder, or one that cannot be resolved: not Hydra's run
-        return None
-    if not same_job:
-        return None
-    choices = {str(k): (None if v is None else str(v)) for k, v in hydra_cfg.runtime.choices.items()
-               if not str(k).startswith("hydra")}
-    return {"choices": choices, "overrides": [str(o) for o in hydra_cfg.overrides.task]}
-
-
 def merged_overrides(before: list[str], after: list[str]) -> list[str]:
     """The overrides of a run continued by a command: its own, then the command's (one per key, the
     command's winning); `ckpt_path` and Hydra's own settings are not part of a run's description."""
@@ -255,12 +257,6 @@ def check_resumable(cfg: dict[str, Any], run_config: dict[str, Any], path: Path)
         f"{ours[1] or ours[0]} on {ours[3]}: resume with the run's own model and data choices, or start a new run "
         "without ckpt_path.",
     )
-
-
-def continue_logs(resume: ResumePoint, loggers: list[Any], out_dir: Path) -> None:
-    """Say where a resumed run goes on, and keep the CSV rows logged so far (`keep_csv_logs`)."""
-    print(f"Resuming from {resume.path}: logs and checkpoints continue in {out_dir}", flush=True)
-    keep_csv_logs(loggers, resume.global_step)
 
 
 def keep_csv_logs(loggers: list[Any], step: int | str) -> list[Path]:

@@ -1,5 +1,7 @@
-"""The job Hydra started, before and after `train`: which run it trains (decided once), whether its
-folder holds that run finished already, and how a sweep job that failed is written down.
+"""The job Hydra started, before and after `train`, when it may continue an earlier one (a checkpoint
+named, a sweep job, a folder with an earlier start: `src.runs.record.job_may_continue`): which run it
+trains (decided once), whether its folder holds that run finished already, and how a sweep job that
+failed is written down. `run_job(cfg, train)` does all of it.
 
 - `job_to_run(cfg)`: (config, composition, resume point) of `python -m src.train <overrides>`: `cfg` as
   Hydra composed it, or with `ckpt_path` the checkpoint's run continued with this command's values
@@ -14,6 +16,7 @@ folder holds that run finished already, and how a sweep job that failed is writt
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -97,3 +100,18 @@ def record_failed_job(cfg: DictConfig, error: str) -> float:
     print(f"error: {error}", file=sys.stderr, flush=True)
     failed_record(error).write(cfg.paths.output_dir)
     return float("-inf") if cfg.get("optimized_mode", "max") == "max" else float("inf")
+
+
+def run_job(cfg: DictConfig, train: Callable[..., dict[str, float]]) -> float | None:
+    """The job's optimised metric: from its finished run, or `train` on the run `job_to_run` decides; a sweep
+    job's user error or out-of-memory is recorded (`failed.json`) and the sweep goes on."""
+    try:
+        metrics = finished_earlier(cfg)
+        if metrics is None:
+            metrics = train(*job_to_run(cfg))
+    except Exception as exc:
+        error = sweep_job_failure(exc)
+        if error is None:
+            raise
+        return record_failed_job(cfg, error)
+    return metrics.get(cfg.get("optimized_metric"))

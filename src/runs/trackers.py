@@ -7,10 +7,10 @@
   tracker run that an earlier start of the same run folder began (the ids are kept in
   `<run>/tracker_runs.json`), so a requeued or resumed job stays one MLflow run / one W&B run. A
   tracker whose package is not installed ends in one sentence naming the extra to install.
-- `log_params` (at the start: every logger but TensorBoard) and `log_hparams_table` (TensorBoard's
-  HPARAMS, with the final metrics); `image_loggers` / `log_image`: figures to every logger that
-  takes images (TensorBoard IMAGES, MLflow artifacts, W&B media); `finish_trackers`: end the W&B
-  run of this process, so that the next job of a sweep in the same process gets its own.
+- `log_mlflow_params`: MLflow keeps a parameter's first value, so a resumed run says which it changed;
+  `finish_trackers`: end the W&B run of this process, so that the next job of a sweep in the same
+  process gets its own. This file loads only when a logger config names MLflow or W&B
+  (src/runs/hparams.py builds the loggers).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import netrc
 import os
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,12 +28,11 @@ from urllib.parse import urlparse
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 from src.errors import UserError
-from src.runs.hparams import final_metrics_for_logging
 
 RUN_IDS_FILE = "tracker_runs.json"  # {"mlflow": run id, "wandb": run id} of a run folder
 EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}  # tracker: (module, pyproject extra)
@@ -147,18 +144,6 @@ def is_file_store(node: Any) -> bool:
     return uri.startswith("file:") or ("://" not in uri and not uri.startswith("databricks"))  # a plain path too
 
 
-# --- what is logged ----------------------------------------------------------------------------------
-def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
-    """The run's parameters, at its start, to every logger but TensorBoard (whose HPARAMS table needs
-    the final metrics: `log_hparams_table`). MLflow keeps a parameter's first value: a resumed run
-    that changed one says so, and the rest are logged."""
-    for logger in loggers:
-        if isinstance(logger, MLFlowLogger):
-            log_mlflow_params(logger, params)
-        elif not isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params)
-
-
 def log_mlflow_params(logger: Any, params: dict[str, Any]) -> None:
     if rank_zero_only.rank != 0:
         return
@@ -172,43 +157,9 @@ def log_mlflow_params(logger: Any, params: dict[str, Any]) -> None:
         logger.log_hyperparams(new)
 
 
-def log_hparams_table(loggers: list[Any], params: dict[str, Any], metrics: dict[str, float]) -> None:
-    """TensorBoard's HPARAMS: the run's parameters beside its final metrics (`hp/...`)."""
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=final_metrics_for_logging(metrics))
-
-
-def image_loggers(loggers: list[Any]) -> list[Any]:
-    """The loggers that take images: TensorBoard (a SummaryWriter's IMAGES), MLflow (artifacts), W&B (media)."""
-    return [logger for logger in loggers if isinstance(logger, (MLFlowLogger, WandbLogger))
-            or callable(getattr(type(getattr(logger, "experiment", None)), "add_image", None))]
-
-
-def log_image(logger: Any, tag: str, image: Any, step: int) -> None:
-    """An (H, W, 3) uint8 image: TensorBoard tag `tag`, MLflow artifact `<tag>_step<step>.png`, W&B media `tag`."""
-    if isinstance(logger, MLFlowLogger):
-        logger.experiment.log_image(logger.run_id, image, artifact_file=f"{tag}_step{step:06d}.png")
-    elif isinstance(logger, WandbLogger):
-        logger.log_image(key=tag, images=[image], step=step)
-    else:
-        logger.experiment.add_image(tag, image, step, dataformats="HWC")
-
-
 def finish_trackers(failed: bool = False) -> None:
     """End this process's W&B run (Lightning's WandbLogger leaves it open, and a later job of a sweep
     run in the same process would log into it)."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish(exit_code=1 if failed else 0)
-
-
-@contextmanager
-def end_with_job() -> Iterator[None]:
-    """The W&B run of this job ends with the block: marked failed when it raises."""
-    try:
-        yield
-    except BaseException:
-        finish_trackers(failed=True)
-        raise
-    finish_trackers()

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from src.models.recipes import BatchMixer, build_scheduler, optimizer_parameters, scheduler_interval
 
 from src.callbacks.ema import EMA
 from src.errors import UserError
 from src.models.classifier import ClassificationModule
 from src.models.losses import MULTICLASS_LOSSES
-from src.models.recipes import BatchMixer, build_scheduler, optimizer_parameters, scheduler_interval
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 
@@ -85,7 +85,7 @@ def test_training_loss_is_soft_target_cross_entropy_on_the_mixed_batch():
     loss = module.training_step((x, y), 0)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     correct = (module.net(mixed).argmax(1) == soft.argmax(1)).sum()
-    batch = module.last_training_batch  # what the module reports to per-step callbacks (StepHistory)
+    batch = module.train_sums.last  # what the module reports to per-step callbacks (StepHistory)
     assert batch.correct.item() == correct.item() and batch.size == 16
     assert batch.loss.item() == pytest.approx(expected.item(), rel=1e-6)
 

@@ -27,6 +27,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, feature_shape
 
 __all__ = ["AlexNet", "IMAGENET_MIN_SIZE", "alexnet"]
@@ -40,7 +41,7 @@ Kind = Literal["auto", "small", "imagenet"]
 def choose(kind: str, what: str, input_shape: Sequence[int]) -> str:
     """The variant that `kind` ("auto", "small" or "imagenet") of `what` (stem, classifier) means here."""
     if kind not in ("auto", "small", "imagenet"):
-        raise ValueError(f"alexnet {what} must be 'auto', 'small' or 'imagenet', not {kind!r}.")
+        raise UserError(f"alexnet {what} must be 'auto', 'small' or 'imagenet', not {kind!r}.")
     if kind != "auto":
         return kind
     _, height, width = as_chw(input_shape, "alexnet")

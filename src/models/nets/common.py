@@ -15,9 +15,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from src.errors import UserError
 
-class InputShapeError(ValueError):
-    """The data set's images cannot go through the chosen net (raised when the net is built)."""
+
+class InputShapeError(UserError):
+    """The data set's images cannot go through the chosen net (raised when the net is built): one sentence."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, feature_shape
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "Inception", "InceptionAux", "ConvBNReLU", "googlenet"]
@@ -115,7 +116,7 @@ class GoogLeNet(nn.Module):
         if stem == "auto":
             stem = "small" if min(height, width) <= 64 else "imagenet"
         if stem not in ("small", "imagenet"):
-            raise ValueError(f"googlenet stem must be 'auto', 'small' or 'imagenet', not {stem!r}.")
+            raise UserError(f"googlenet stem must be 'auto', 'small' or 'imagenet', not {stem!r}.")
         self.stem_kind = stem
         self.aux_logits = aux_logits
         self.stem = make_stem(stem, channels)

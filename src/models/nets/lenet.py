@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, flat_features
 
 __all__ = ["LeNet5", "lenet5"]
@@ -26,7 +27,7 @@ class LeNet5(nn.Module):
     def __init__(self, input_shape: Sequence[int], num_classes: int, activation: str = "relu") -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"lenet5 activation must be one of {sorted(_ACTIVATIONS)}, not {activation!r}.")
+            raise UserError(f"lenet5 activation must be one of {sorted(_ACTIVATIONS)}, not {activation!r}.")
         act = _ACTIVATIONS[activation]
         channels = as_chw(input_shape, "lenet5")[0]
         self.features = nn.Sequential(

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from src.errors import UserError
+
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
@@ -38,14 +40,14 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
+            raise UserError(f"activation {activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}.")
         if init not in INITS:
-            raise ValueError(f"init {init!r} is unknown; choose one of {list(INITS)}")
+            raise UserError(f"init {init!r} is unknown; choose one of {list(INITS)}.")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}.")
         if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive integers (layer widths, e.g. "
-                             f"model.net.hidden_sizes=[128,64]), got {list(hidden_sizes)}")
+            raise UserError(f"hidden_sizes must be positive integers (layer widths, e.g. "
+                             f"model.net.hidden_sizes=[128,64]), got {list(hidden_sizes)}.")
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for size in hidden_sizes:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, feature_shape
 from src.models.nets.weights import load_weights
 
@@ -113,7 +114,7 @@ class ResNet(nn.Module):
                 nn.MaxPool2d(3, stride=2, padding=1),
             )
         else:
-            raise ValueError(f"{name} stem must be 'auto', 'small' or 'imagenet', not {stem!r}.")
+            raise UserError(f"{name} stem must be 'auto', 'small' or 'imagenet', not {stem!r}.")
         self.stem_kind = stem
         self.in_channels = 64
         self.layer1 = self._make_stage(block, 64, layers[0], stride=1)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, feature_shape
 
 __all__ = ["PatchWhitening", "SpeedrunBlock", "SpeedrunNet", "speedrun_net", "patch_covariance"]
@@ -124,9 +125,9 @@ class SpeedrunNet(nn.Module):
         super().__init__()
         channels = as_chw(input_shape, "speedrun_net")[0]
         if len(widths) != 3 or min(widths) < 1:
-            raise ValueError(f"speedrun_net widths must be three positive numbers, got {list(widths)}.")
+            raise UserError(f"speedrun_net widths must be three positive numbers, got {list(widths)}.")
         if not 0.0 <= batchnorm_momentum < 1.0:
-            raise ValueError(f"speedrun_net batchnorm_momentum must be in [0, 1), got {batchnorm_momentum}.")
+            raise UserError(f"speedrun_net batchnorm_momentum must be in [0, 1), got {batchnorm_momentum}.")
         self.whiten = PatchWhitening(channels, whitening_kernel)
         self.act = nn.GELU()
         width_in = self.whiten.out_channels

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from src.errors import UserError
 from src.models.nets.common import as_chw, feature_shape
 
 __all__ = ["VGG", "CONFIGS", "IMAGENET_MIN_SIZE", "vgg11", "vgg13", "vgg16", "vgg19"]
@@ -52,7 +53,7 @@ Head = Literal["auto", "small", "imagenet"]
 def choose_head(classifier: str, input_shape: Sequence[int], name: str) -> str:
     """The head that `classifier` ("auto", "small" or "imagenet") means for images of `input_shape`."""
     if classifier not in ("auto", *HEADS):
-        raise ValueError(f"{name} classifier must be 'auto', 'small' or 'imagenet', not {classifier!r}.")
+        raise UserError(f"{name} classifier must be 'auto', 'small' or 'imagenet', not {classifier!r}.")
     if classifier != "auto":
         return classifier
     _, height, width = as_chw(input_shape, name)

@@ -1,4 +1,4 @@
-"""The Lightning internals that src/training/lightning_internals.py relies on, checked against the installed
+"""The Lightning internals that src/lightning_internals.py relies on, checked against the installed
 Lightning: when Lightning changes, these fail and say which function to re-check."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from src.training import lightning_internals as internals
+from src import lightning_internals as internals
 
-RECHECK = ("Lightning {found} is installed, but src/training/lightning_internals.py was checked against "
+RECHECK = ("Lightning {found} is installed, but src/lightning_internals.py was checked against "
            "{pinned}: re-check each function there against the new release, then update CHECKED_LIGHTNING_VERSION.")
 
 

@@ -71,7 +71,7 @@ def _tuning_trainer(cfg: DictConfig) -> L.Trainer:
 def _tuning_datamodule(cfg: DictConfig, trainer: L.Trainer) -> Any:
     """The run's data with one batch per Lightning step (the finders need Lightning's automatic
     optimisation), its splits on the tuning device as fit would place them, set up already."""
-    data_cfg = {**build.plain(cfg.data), "steps_per_call": 1}
+    data_cfg = build.plain(cfg.data)  # (steps_per_call is not applied here)
     if data_cfg.get("device") is None:
         data_cfg["device"] = str(trainer.strategy.root_device)
     datamodule = build.build_datamodule(data_cfg, cfg.get("augment"))
@@ -83,8 +83,7 @@ def _tuning_datamodule(cfg: DictConfig, trainer: L.Trainer) -> Any:
 def _tuning_module(cfg: DictConfig) -> L.LightningModule:
     """A fresh model with one optimizer step per Lightning step that keeps going when the loss diverges
     (the lr finder drives it to diverge on purpose)."""
-    model_cfg = {**build.plain(cfg.model), "steps_per_call": 1}
-    return build.build_module(model_cfg, cfg.optimizer, cfg.scheduler, stop_on_non_finite_loss=False)
+    return build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, stop_on_non_finite_loss=False)
 
 
 def _supported(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
