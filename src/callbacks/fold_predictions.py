@@ -15,16 +15,15 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from src.inference.test_predictions import write_predictions_csv
+from src.runs.predictions import VAL_PREDICTIONS_FILE, write_predictions_csv
 
 log = logging.getLogger(__name__)
-FILENAME = "val_predictions.csv"
 
 
 class FoldPredictions(L.Callback):
     """Writes `<run>/val_predictions.csv` in a cross-validation run (nothing without `data.num_folds`)."""
 
-    def __init__(self, filename: str = FILENAME) -> None:
+    def __init__(self, filename: str = VAL_PREDICTIONS_FILE) -> None:
         self.filename = filename
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -17,9 +17,8 @@ import lightning as L
 import torch
 
 from src.callbacks.tensorboard_reports import class_names
-from src.inference.test_predictions import write_predictions_csv
+from src.runs.predictions import TEST_PREDICTIONS_FILE, write_predictions_csv
 
-FILE_NAME = "test_predictions.csv"
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +65,8 @@ class TestPredictionsCSV(TestProbabilities):
             return
         if self.probabilities is None:
             log.info("%s is not written: the test loop did not score the whole test split in one process "
-                     "(src.eval writes predictions.csv for any run).", FILE_NAME)
+                     "(src.eval writes predictions.csv for any run).", TEST_PREDICTIONS_FILE)
             return
         names = class_names(trainer, self.probabilities.shape[1])
-        write_predictions_csv(self.out_dir / FILE_NAME, trainer.datamodule.test_split, self.probabilities, names)
+        write_predictions_csv(self.out_dir / TEST_PREDICTIONS_FILE, trainer.datamodule.test_split, self.probabilities,
+                              names)

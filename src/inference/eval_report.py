@@ -11,11 +11,12 @@ from src.callbacks.confusion_matrix import confusion_table_rows
 from src.callbacks.tensorboard_reports import class_names, prediction_grid
 from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png, to_rgb
 from src.figures.reliability import reliability_figure
-from src.inference.test_predictions import test_probabilities, top_losses_figure, write_predictions_csv
+from src.inference.test_predictions import test_probabilities, top_losses_figure
 from src.inspection.top_losses_cam import top_losses_cam_figure
 from src.models.calibration import calibration_metrics, reliability_bins
 from src.models.metrics import per_class_metrics
 from src.runs.history import read_history
+from src.runs.predictions import write_predictions_csv
 
 
 def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:

@@ -1,20 +1,18 @@
 """Every test sample's prediction, for `src.eval`'s report: `predictions.csv` and the "top losses" grid.
 
-`predictions.csv` has one row per test sample: `sample` (an image's file relative to the folder, a
-table's row number, else the sample's position in the test split), `true`, `predicted`, `loss`
-(the cross-entropy -log p(true)) and `p_<class>` for every class. The top-losses grid shows the
+`predictions.csv` (written by src/runs/predictions.py) has one row per test sample: `sample` (an image's file
+relative to the folder, a table's row number, else the sample's position in the test split), `true`, `predicted`,
+`loss` (the cross-entropy -log p(true)) and `p_<class>` for every class. The top-losses grid shows the
 most confidently wrong test images (highest probability of a wrong class first), each titled
 `true:predicted:probability`, so that mislabelled or ambiguous images of your own data stand out.
 """
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import torch
 
 from src.figures.plots import as_display_images, prediction_grid_figure
+from src.runs.predictions import most_confidently_wrong
 
 
 def test_probabilities(trainer, model, datamodule) -> torch.Tensor:
@@ -22,31 +20,6 @@ def test_probabilities(trainer, model, datamodule) -> torch.Tensor:
     (device and precision as in the test run that preceded)."""
     outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
     return torch.cat([o.float().cpu() for o in outputs]) if outputs else torch.zeros(0, model.num_classes)
-
-
-def sample_names(split) -> list[str]:
-    return list(split.names) if split.names is not None else [str(i) for i in range(len(split))]
-
-
-def write_predictions_csv(path: Path, split, probabilities: torch.Tensor, class_names: list[str]) -> None:
-    targets = split.targets.cpu()
-    predicted = probabilities.argmax(1)
-    losses = -probabilities.gather(1, targets.view(-1, 1)).squeeze(1).clamp_min(1e-12).log()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["sample", "true", "predicted", "loss", *(f"p_{name}" for name in class_names)])
-        for name, t, p, loss, row in zip(sample_names(split), targets.tolist(), predicted.tolist(), losses.tolist(),
-                                          probabilities.tolist()):
-            writer.writerow([name, class_names[t], class_names[p], f"{loss:.6f}", *(f"{v:.6f}" for v in row)])
-
-
-def most_confidently_wrong(targets: torch.Tensor, probabilities: torch.Tensor, limit: int) -> torch.Tensor:
-    """Positions of wrong predictions, highest predicted probability first (at most `limit`)."""
-    confidence, predicted = probabilities.max(1)
-    wrong = torch.nonzero(predicted != targets.cpu()).flatten()
-    order = confidence[wrong].argsort(descending=True, stable=True)
-    return wrong[order][:limit]
 
 
 def top_losses_figure(datamodule, probabilities: torch.Tensor, class_names: list[str], limit: int = 30,
