@@ -1,5 +1,6 @@
-"""The direction of imports in src/: the import-linter contracts of pyproject.toml hold, every module of src/
-has its place in the layers, and no module imports itself back through others (docs/architecture.md)."""
+"""The direction of imports in src/ (docs/development.md#import-layers): the import-linter contracts of
+pyproject.toml hold, every module of src/ has its place in the layers, and no module imports itself back
+through others."""
 
 from __future__ import annotations
 
