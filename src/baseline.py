@@ -28,7 +28,8 @@ from src.errors import exits_on_user_error
 
 def baseline(cfg: DictConfig) -> dict[str, dict[str, float]]:
     from src.config import build
-    from src.models.baselines import fit_and_score, in_memory_splits
+    from src.data.baseline_splits import in_memory_splits
+    from src.models.baselines import fit_and_score
     from src.runs.baseline_runs import write_baseline_run
 
     started = time.perf_counter()

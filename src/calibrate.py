@@ -31,10 +31,9 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     import torch
 
     from src.config import build
-    from src.eval import training_paths
     from src.inference.model import TEMPERATURE_KEY, check_data_fits, rebuild_module
     from src.models.calibration import calibration_metrics, fit_temperature
-    from src.runs.checkpoint import load_checkpoint
+    from src.runs.checkpoint import load_checkpoint, training_paths
     from src.runs.checkpoint_writer import AtomicCheckpointIO
 
     path, ckpt = load_checkpoint(cfg.ckpt_path)

@@ -62,7 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.config import build
     from src.inference.eval_report import write_calibration, write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
-    from src.runs.checkpoint import load_checkpoint, run_dir_of
+    from src.runs.checkpoint import load_checkpoint, run_dir_of, training_paths
     from src.runs.quiet import quiet_library_noise
     from src.runs.record import RunRecord
     from src.runs.summary import one_line, scalar_metrics
@@ -100,21 +100,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     RunRecord(metrics, ckpt_path=str(path.resolve()), temperature=ckpt.get("temperature")).write(out_dir)
     print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
     return metrics
-
-
-DATA_PATH_KEYS = ("root", "path", "data_dir", "cache_dir", "system_dir")  # the data configs' file and folder keys
-
-
-def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
-    """The stored data config with relative file and folder paths (`data.root=photos` as typed) made
-    absolute from the folder the training ran in (`paths.root_dir`), so any folder can evaluate it."""
-    data = dict(run_config["data"])
-    base = (run_config.get("paths") or {}).get("root_dir")
-    for key in DATA_PATH_KEYS:
-        value = data.get(key)
-        if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            data[key] = str(Path(base) / value)
-    return data
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

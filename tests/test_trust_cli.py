@@ -77,9 +77,8 @@ def test_calibrate_lowers_test_ece_by_a_third_and_keeps_every_prediction(overcon
 
     # the report's probabilities are the calibrated model's, sample by sample (predicted here in a plain loop)
     from src.config.build import build_datamodule
-    from src.eval import training_paths
     from src.inference.model import rebuild_module
-    from src.runs.checkpoint import load_checkpoint
+    from src.runs.checkpoint import load_checkpoint, training_paths
 
     path, ckpt = load_checkpoint(str(calibrated["ckpt"]))
     module = rebuild_module(path, ckpt)

@@ -12,7 +12,6 @@ The probabilities are those `test_step` returns for the test metrics, so no seco
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,9 @@ import lightning as L
 import torch
 
 from src.callbacks.confusion_matrix import class_names
+from src.runs.predictions import TEST_PREDICTIONS_FILE, VAL_PREDICTIONS_FILE, write_predictions_csv
 
-FILE_NAME, FOLD_FILE_NAME = "test_predictions.csv", "val_predictions.csv"
 log = logging.getLogger(__name__)
-
-
-def sample_names(split) -> list[str]:
-    return list(split.names) if split.names is not None else [str(i) for i in range(len(split))]
-
-
-def write_predictions_csv(path: Path, split, probabilities: torch.Tensor, class_names: list[str]) -> None:
-    """One row per sample of `split`: its name, true and predicted class, loss -log p(true), probabilities."""
-    targets = split.targets.cpu()
-    predicted = probabilities.argmax(1)
-    losses = -probabilities.gather(1, targets.view(-1, 1)).squeeze(1).clamp_min(1e-12).log()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["sample", "true", "predicted", "loss", *(f"p_{name}" for name in class_names)])
-        for name, t, p, loss, row in zip(sample_names(split), targets.tolist(), predicted.tolist(), losses.tolist(),
-                                          probabilities.tolist()):
-            writer.writerow([name, class_names[t], class_names[p], f"{loss:.6f}", *(f"{v:.6f}" for v in row)])
 
 
 class TestProbabilities(L.Callback):
@@ -87,10 +68,11 @@ class TestPredictionsCSV(TestProbabilities):
             return
         if self.probabilities is None:
             log.info("%s is not written: the test loop did not score the whole test split in one process "
-                     "(src.eval writes predictions.csv for any run).", FILE_NAME)
+                     "(src.eval writes predictions.csv for any run).", TEST_PREDICTIONS_FILE)
             return
         names = class_names(trainer, self.probabilities.shape[1])
-        write_predictions_csv(self.out_dir / FILE_NAME, trainer.datamodule.test_split, self.probabilities, names)
+        write_predictions_csv(self.out_dir / TEST_PREDICTIONS_FILE, trainer.datamodule.test_split, self.probabilities,
+                              names)
 
 
 class FoldPredictions(L.Callback):
@@ -102,7 +84,7 @@ class FoldPredictions(L.Callback):
         if not getattr(datamodule, "num_folds", None) or datamodule.val_split is None:
             return
         if trainer.world_size > 1:  # each process holds a shard of the validation batches
-            log.warning("%s is written by single-process runs only; this one has %d processes.", FOLD_FILE_NAME,
+            log.warning("%s is written by single-process runs only; this one has %d processes.", VAL_PREDICTIONS_FILE,
                         trainer.world_size)
             return
         probabilities = []
@@ -110,5 +92,5 @@ class FoldPredictions(L.Callback):
             for batch in datamodule.val_dataloader():
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 probabilities.append(pl_module.predict_proba(x.to(pl_module.device)).float().cpu())
-        write_predictions_csv(Path(trainer.default_root_dir) / FOLD_FILE_NAME, datamodule.val_split,
+        write_predictions_csv(Path(trainer.default_root_dir) / VAL_PREDICTIONS_FILE, datamodule.val_split,
                               torch.cat(probabilities), list(datamodule.class_names))

@@ -183,8 +183,8 @@ class AlternatingFlip:
     anything random changes the pixels. `seed` picks which half (None: drawn from torch's global
     generator, so `seed_everything` fixes it).
 
-    The epoch comes from `set_epoch(e)`: `set_augmentation_epoch(transform, e)` reaches it through a
-    `Compose`; `SpeedrunModule` calls it at the start of every training epoch. With
+    The epoch comes from `set_epoch(e)`: `SpeedrunModule` calls it at the start of every training epoch
+    (`src.models.speedrun_schedule.set_augmentation_epoch` reaches it through a `Compose`). With
     `data.loader=dataloader` the transform runs in worker processes, which do not see the call.
     """
 
@@ -220,16 +220,4 @@ class AlternatingFlip:
         return f"AlternatingFlip(seed={self.seed}, epoch={self.epoch})"
 
 
-def set_augmentation_epoch(transform: object, epoch: int) -> int:
-    """Tell every epoch-aware step of a (possibly composed) batch transform the training epoch;
-    returns how many steps took it."""
-    steps = getattr(transform, "transforms", None)
-    told = 0
-    for step in steps if isinstance(steps, list) else [transform]:
-        if callable(getattr(step, "set_epoch", None)):
-            step.set_epoch(epoch)
-            told += 1
-    return told
-
-
-__all__ += ["AlternatingFlip", "set_augmentation_epoch"]
+__all__ += ["AlternatingFlip"]

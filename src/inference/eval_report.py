@@ -9,7 +9,6 @@ from pathlib import Path
 
 from src.callbacks.confusion_matrix import class_names, confusion_table_rows
 from src.callbacks.tensorboard_reports import prediction_grid
-from src.callbacks.test_predictions import write_predictions_csv
 from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png, to_rgb
 from src.figures.reliability import reliability_figure
 from src.inference.test_predictions import test_probabilities, top_losses_figure
@@ -17,6 +16,7 @@ from src.inspection.top_losses_cam import top_losses_cam_figure
 from src.models.calibration import calibration_metrics, reliability_bins
 from src.models.metrics import per_class_metrics
 from src.runs.history import read_history
+from src.runs.predictions import write_predictions_csv
 
 
 def write_report(out_dir: Path, trainer, model, run_dir: Path) -> None:

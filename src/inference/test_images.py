@@ -32,8 +32,8 @@ def test_images(folder: Path, index: list[int], num_samples: int) -> torch.Tenso
     when the data is not images or cannot be rebuilt here (its files moved, another test split)."""
     from src.config import build
     from src.errors import UserError
-    from src.eval import training_paths
     from src.figures.plots import as_display_images
+    from src.runs.checkpoint import training_paths
 
     config = run_config_of(folder)
     data = (config or {}).get("data") or {}

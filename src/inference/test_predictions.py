@@ -1,9 +1,8 @@
-"""Every test sample's prediction, for `src.eval`'s report: `predictions.csv` (written by
-src/callbacks/test_predictions.py's `write_predictions_csv`) and the "top losses" grid.
+"""Every test sample's prediction, for `src.eval`'s report: `predictions.csv` and the "top losses" grid.
 
-`predictions.csv` has one row per test sample: `sample` (an image's file relative to the folder, a
-table's row number, else the sample's position in the test split), `true`, `predicted`, `loss`
-(the cross-entropy -log p(true)) and `p_<class>` for every class. The top-losses grid shows the
+`predictions.csv` (written by src/runs/predictions.py) has one row per test sample: `sample` (an image's file
+relative to the folder, a table's row number, else the sample's position in the test split), `true`, `predicted`,
+`loss` (the cross-entropy -log p(true)) and `p_<class>` for every class. The top-losses grid shows the
 most confidently wrong test images (highest probability of a wrong class first), each titled
 `true:predicted:probability`, so that mislabelled or ambiguous images of your own data stand out.
 """
@@ -13,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from src.figures.plots import as_display_images, prediction_grid_figure
+from src.runs.predictions import most_confidently_wrong
 
 
 def test_probabilities(trainer, model, datamodule) -> torch.Tensor:
@@ -20,14 +20,6 @@ def test_probabilities(trainer, model, datamodule) -> torch.Tensor:
     (device and precision as in the test run that preceded)."""
     outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
     return torch.cat([o.float().cpu() for o in outputs]) if outputs else torch.zeros(0, model.num_classes)
-
-
-def most_confidently_wrong(targets: torch.Tensor, probabilities: torch.Tensor, limit: int) -> torch.Tensor:
-    """Positions of wrong predictions, highest predicted probability first (at most `limit`)."""
-    confidence, predicted = probabilities.max(1)
-    wrong = torch.nonzero(predicted != targets.cpu()).flatten()
-    order = confidence[wrong].argsort(descending=True, stable=True)
-    return wrong[order][:limit]
 
 
 def top_losses_figure(datamodule, probabilities: torch.Tensor, class_names: list[str], limit: int = 30,

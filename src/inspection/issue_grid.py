@@ -10,9 +10,8 @@ import torch
 
 from src.config import build
 from src.errors import require
-from src.eval import training_paths
 from src.figures.plots import as_display_images, prediction_grid_figure
-from src.runs.checkpoint import load_checkpoint
+from src.runs.checkpoint import load_checkpoint, training_paths
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 from cleanlab.filter import find_label_issues
 
-from src.callbacks.test_predictions import FOLD_FILE_NAME as FILENAME
 from src.errors import require
+from src.runs.predictions import VAL_PREDICTIONS_FILE as FILENAME
 
 log = logging.getLogger(__name__)
 

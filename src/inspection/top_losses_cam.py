@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from src.figures.plots import as_display_images
-from src.inference.test_predictions import most_confidently_wrong
 from src.inspection.cam import cam_figure, last_conv, maps_for
+from src.runs.predictions import most_confidently_wrong
 
 
 def top_losses_cam_figure(datamodule, module, probabilities: torch.Tensor, class_names: list[str], source: str,

@@ -42,12 +42,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from src.data.batch_augment import AlternatingFlip, set_augmentation_epoch
 from src.errors import require
 from src.lightning_internals import attached_trainer
 from src.models.classifier import ClassificationModule
 from src.models.nets.speedrun import PatchWhitening
-from src.models.speedrun_schedule import decoupled_sgd, speedrun_lr_factor, tta_logits
+from src.models.speedrun_schedule import decoupled_sgd, set_augmentation_epoch, speedrun_lr_factor, tta_logits
 
 __all__ = ["SpeedrunModule", "decoupled_sgd", "speedrun_lr_factor", "tta_logits"]
 
@@ -158,7 +157,7 @@ class SpeedrunModule(ClassificationModule):
     @staticmethod
     def _check_alternating_flip(datamodule: Any) -> None:
         steps = getattr(getattr(datamodule, "train_transform", None), "transforms", [])
-        flips = any(isinstance(t, AlternatingFlip) for t in steps)
+        flips = any(callable(getattr(t, "set_epoch", None)) for t in steps)  # epoch-aware: the alternating flip
         workers = getattr(datamodule, "num_workers", None)
         require(
             not flips or getattr(datamodule, "loader", "tensor") == "tensor" or workers == 0,

@@ -1,5 +1,5 @@
 """The speed run's arithmetic (Jordan 2024, arXiv 2404.00498), used by `SpeedrunModule`: its decoupled
-SGD hyper-parameters, its lr schedule, and its test-time augmentation."""
+SGD hyper-parameters, its lr schedule, its test-time augmentation, and the epoch its augmentation learns."""
 
 from __future__ import annotations
 
@@ -46,3 +46,15 @@ def tta_logits(net: Any, x: torch.Tensor, level: int) -> torch.Tensor:
         shifted = mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])
         logits = 0.5 * logits + 0.25 * shifted
     return logits
+
+
+def set_augmentation_epoch(transform: object, epoch: int) -> int:
+    """Tell every epoch-aware step (one with `set_epoch`, e.g. `AlternatingFlip`) of a (possibly composed) batch
+    transform the training epoch; returns how many steps took it."""
+    steps = getattr(transform, "transforms", None)
+    told = 0
+    for step in steps if isinstance(steps, list) else [transform]:
+        if callable(getattr(step, "set_epoch", None)):
+            step.set_epoch(epoch)
+            told += 1
+    return told

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks.test_predictions import FILE_NAME, write_predictions_csv
+from src.runs.predictions import TEST_PREDICTIONS_FILE, write_predictions_csv
 from src.runs.record import completed_record
 
 
@@ -36,5 +36,5 @@ def write_baseline_run(folder: Path, cfg: DictConfig, name: str, metrics: dict[s
     hydra_dir.mkdir(parents=True, exist_ok=True)
     (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    write_predictions_csv(folder / FILE_NAME, splits.test, test_probabilities, splits.class_names)
+    write_predictions_csv(folder / TEST_PREDICTIONS_FILE, splits.test, test_probabilities, splits.class_names)
     completed_record(metrics, config, overrides, "cpu", wall_time_s).write(folder)

@@ -31,6 +31,22 @@ def resolve_ckpt_path(ckpt_path: str | None) -> Path:
     return path
 
 
+DATA_PATH_KEYS = ("root", "path", "data_dir", "cache_dir", "system_dir")  # the data configs' file and folder keys
+
+
+def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
+    """The data config a checkpoint stores (`run_config`) with relative file and folder paths (`data.root=photos`
+    as typed) made absolute from the folder the training ran in (`paths.root_dir`), so that its data module can be
+    rebuilt from any folder."""
+    data = dict(run_config["data"])
+    base = (run_config.get("paths") or {}).get("root_dir")
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
+        if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = str(Path(base) / value)
+    return data
+
+
 def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> tuple[Path, dict[str, Any]]:
     """(path, checkpoint dict) of a checkpoint that `src.train` wrote (it holds `run_config`).
 
