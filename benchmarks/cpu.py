@@ -61,7 +61,7 @@ def run_template(overrides: list[str], time_epochs: bool = False) -> dict:
     import lightning as L
 
     from benchmarks.timing import TrainEpochTimer
-    from src.config import build
+    from src import builders
     from src.config.compose import compose_run_config
     from src.runs.history import read_history
 
@@ -69,11 +69,11 @@ def run_template(overrides: list[str], time_epochs: bool = False) -> dict:
         cfg = compose_run_config(overrides + ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"],
                                  out_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
-        module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+        datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"))
+        module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
         timer = TrainEpochTimer()
-        callbacks = build.build_all(cfg.callbacks) + ([timer] if time_epochs else [])
-        trainer = build.build_trainer(cfg.trainer, callbacks, build.build_all(cfg.logger))
+        callbacks = builders.build_all(cfg.callbacks) + ([timer] if time_epochs else [])
+        trainer = builders.build_trainer(cfg.trainer, callbacks, builders.build_all(cfg.logger))
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         seconds = time.perf_counter() - start
@@ -273,7 +273,7 @@ def xor(quick: bool) -> dict:
 def fashion(model: str, quick: bool, epochs: int = 3, repeats: int = 2, k: int = 20) -> dict:
     """(b) at K = 1 (the data set's default) and K = `k`, and (a), alternately `repeats` times, `epochs`
     epochs each (median epoch), then (c) once."""
-    from src.config.build import build_module
+    from src.builders import build_module
     from src.config.compose import compose_run_config
 
     overrides = [f"model={model}", "data=fashion_mnist", f"trainer.max_epochs={epochs}", "data.batch_size=128"]

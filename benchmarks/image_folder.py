@@ -74,7 +74,7 @@ def write_folder(root: Path, per_split: dict[str, int]) -> int:
 
 
 def data_module(root: Path, cache: Path, *extra: str):
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
     from src.config.compose import compose_run_config
 
     cfg = compose_run_config(["data=image_folder", f"data.root={root}", "data.channels=1", "data.image_size=28",

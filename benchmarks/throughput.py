@@ -94,18 +94,18 @@ def summary(epoch_seconds: list[float], images: int, measured: int) -> dict[str,
 # --- the template, built as src.train builds it -----------------------------------------------------------------
 def run_template(overrides: list[str], test: bool = False) -> dict[str, Any]:
     """Fit with the template's own builders; synced train-pass times, fit wall time, optional test metrics."""
-    from src.config import build
+    from src import builders
 
     with tempfile.TemporaryDirectory() as out_dir:
         # Not timed, but noisy in a benchmark's output: the progress bar and the model summary.
         quiet = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "+trainer.enable_progress_bar=false"]
         cfg = compose_run_config(overrides + quiet, out_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = build.build_datamodule(cfg.data, cfg.get("augment"))
-        module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+        datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"))
+        module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
         timer = SyncedEpochTimer()
-        callbacks = build.build_all(cfg.callbacks) + [timer]
-        trainer = build.build_trainer(cfg.trainer, callbacks, build.build_all(cfg.logger))
+        callbacks = builders.build_all(cfg.callbacks) + [timer]
+        trainer = builders.build_trainer(cfg.trainer, callbacks, builders.build_all(cfg.logger))
         synchronize()
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
@@ -137,17 +137,17 @@ def release() -> None:
 def plain_loop(overrides: list[str], epochs: int, max_batches: int | None) -> dict[str, Any]:
     """The same net (built from the same config and seed), batch size and precision as the template,
     trained by a hand-written loop over the uint8 training split held on the device."""
-    from src.config import build
-    from src.config.build import resolve_precision
+    from src import builders
+    from src.builders import resolve_precision
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as out_dir:
         cfg = compose_run_config(overrides, out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build.build_datamodule(cfg.data)
+    datamodule = builders.build_datamodule(cfg.data)
     datamodule.prepare_data()  # unzips or downloads what setup() reads
     datamodule.setup()  # no trainer: the splits stay on the CPU until moved below
-    net = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler).net.to(device)
+    net = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler).net.to(device)
     precision = resolve_precision("gpu" if device.type == "cuda" else "cpu", cfg.trainer.precision)
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
     x = datamodule.train_split.inputs.to(device)

@@ -27,13 +27,13 @@ from src.errors import exits_on_user_error
 
 
 def baseline(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    from src.config import build
+    from src import builders
     from src.data.baseline_splits import in_memory_splits
     from src.models.baselines import fit_and_score
     from src.runs.baseline_runs import write_baseline_run
 
     started = time.perf_counter()
-    datamodule = build.build_datamodule(cfg.data)
+    datamodule = builders.build_datamodule(cfg.data)
     splits = in_memory_splits(datamodule)  # one sentence for data that cannot be held in memory
     results = {}
     for name, spec in (cfg.get("classifiers") or {}).items():

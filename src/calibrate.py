@@ -30,7 +30,7 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     import torch
 
-    from src.config import build
+    from src import builders
     from src.inference.model import TEMPERATURE_KEY, check_data_fits, rebuild_module
     from src.models.calibration import calibration_metrics, fit_temperature
     from src.runs.checkpoint import load_checkpoint, training_paths
@@ -41,7 +41,7 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     require(output.resolve() != path.resolve(), f"output={output} is the checkpoint itself; name another file.")
     L.seed_everything(cfg.seed, verbose=False)
     module = rebuild_module(path, ckpt, calibrated=False)  # T is fitted on the net's own logits
-    datamodule = build.build_datamodule(OmegaConf.merge(training_paths(ckpt["run_config"]), cfg.get("data") or {}))
+    datamodule = builders.build_datamodule(OmegaConf.merge(training_paths(ckpt["run_config"]), cfg.get("data") or {}))
     check_data_fits(module, datamodule, path)
     datamodule.prepare_data()
     datamodule.setup("fit")

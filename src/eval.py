@@ -56,10 +56,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import lightning as L
 
+    from src import builders
     from src.callbacks.confusion_matrix import ConfusionMatrixTable
     from src.callbacks.tensorboard_reports import ConfusionMatrixImage, PerClassMetrics, PredictionGrid
     from src.callbacks.test_predictions import TestProbabilities
-    from src.config import build
     from src.inference.eval_report import write_calibration, write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
     from src.runs.checkpoint import load_checkpoint, run_dir_of, training_paths
@@ -76,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model = rebuild_module(path, ckpt)
     data_cfg = OmegaConf.merge(training_paths(run_config), cfg.get("data") or {})
     try:
-        datamodule = build.build_datamodule(data_cfg)
+        datamodule = builders.build_datamodule(data_cfg)
     except Exception as exc:  # a data override that does not fit the stored data config
         if explain(exc) is not None:
             raise
@@ -88,8 +88,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_data_fits(model, datamodule, path)
     tested = TestProbabilities()
     callbacks = [ConfusionMatrixTable(), ConfusionMatrixImage(), PerClassMetrics(), PredictionGrid(), tested]
-    loggers = build.build_all(cfg.get("logger"))
-    trainer = build.build_trainer(cfg.trainer, callbacks, loggers)
+    loggers = builders.build_all(cfg.get("logger"))
+    trainer = builders.build_trainer(cfg.trainer, callbacks, loggers)
     trainer.test(model, datamodule=datamodule)
 
     metrics = scalar_metrics(trainer.callback_metrics)

@@ -38,8 +38,8 @@ def export(cfg: DictConfig) -> Path:
     # before torch loads.
     import torch
 
-    from src.data.preprocessing import preprocessing_of
     from src.inference.model import rebuild_module
+    from src.inference.preprocessing import preprocessing_of
     from src.runs.checkpoint import load_checkpoint
 
     fmt = str(cfg.format).lower()

@@ -40,9 +40,9 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     # Imported here: a command Hydra refuses (a misspelt override, --help) ends before torch and Lightning load.
     import torch
 
-    from src.data.preprocessing import preprocessing_of
     from src.inference.images import predict_images
     from src.inference.model import rebuild_module
+    from src.inference.preprocessing import preprocessing_of
     from src.inference.tables import predict_table
     from src.runs.checkpoint import load_checkpoint
 

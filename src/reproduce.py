@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from src.config.names import CONF
 from src.errors import UserError, exits_on_user_error, require
 from src.runs.reproduction import Recipe, job_results, relative, results_page

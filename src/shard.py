@@ -24,12 +24,13 @@ SERVING_KEYS = ("batch_size", "loader", "num_workers", "pin_memory", "device", "
 
 def shard(cfg: DictConfig) -> dict:
     # Imported here, as in the other entry points: --help and config errors answer without loading torch.
-    from src.config import build
+    from src import builders
+    from src.config.names import plain
     from src.data.shard_writer import write_shards
 
-    data = build.plain(cfg.data)
+    data = plain(cfg.data)
     source = {k: v for k, v in data.items() if k not in SERVING_KEYS}
-    datamodule = build.build_datamodule(cfg.data)
+    datamodule = builders.build_datamodule(cfg.data)
     meta = write_shards(datamodule, str(cfg.output), source, image_format=cfg.image_format,
                         jpeg_quality=cfg.jpeg_quality, workers=cfg.workers, chunk_bytes=cfg.chunk_bytes)
     counts = ", ".join(f"{n} {k}" for k, n in meta["samples"].items())

@@ -31,7 +31,8 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
 
-    from src.config import build
+    from src import builders
+    from src.config.names import plain
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
     from src.runs.hparams import build_loggers, end_with_job, hparams_for_logging, log_hparams_table, log_params
@@ -40,9 +41,9 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
 
     started = time.perf_counter()
     quiet_library_noise()
-    run_config = build.plain(cfg)
+    run_config = plain(cfg)
     validate_config(run_config)  # typos and wrong types stop here, before any data is loaded
-    steps_per_call = build.steps_per_call(run_config)
+    steps_per_call = builders.steps_per_call(run_config)
     if cfg.get("ckpt_path"):  # the same kind of model on the same data (src/runs/resume.py)
         from src.runs.resume import checked_resume_point
         resume = checked_resume_point(cfg, run_config, resume)
@@ -54,14 +55,14 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
         from src.tuning.finders import tune
         cfg = tune(cfg)
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
-    datamodule = build.build_datamodule(cfg.data, cfg.get("augment"), steps_per_call)
-    model = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call)
+    datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), steps_per_call)
+    model = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call)
     if resume is not None:
         resume.check_weights_fit(model)
-    callbacks = build.build_all(cfg.get("callbacks"))
+    callbacks = builders.build_all(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
-    trainer = build.build_trainer(cfg.trainer, callbacks, loggers,
-                                  {"run_config": build.plain(cfg), "run_composition": composition})
+    trainer = builders.build_trainer(cfg.trainer, callbacks, loggers,
+                                  {"run_config": plain(cfg), "run_composition": composition})
 
     if rank_zero_only.rank == 0:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
@@ -73,7 +74,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
         metrics = fit_and_test(cfg, trainer, model, datamodule, resume.path if resume else None)
     log_hparams_table(trainer.loggers, params, metrics)  # TensorBoard HPARAMS: parameters and final metrics
     if rank_zero_only.rank == 0:
-        completed_record(metrics, build.plain(cfg), composition["overrides"], str(trainer.strategy.root_device),
+        completed_record(metrics, plain(cfg), composition["overrides"], str(trainer.strategy.root_device),
                          time.perf_counter() - started).write(out_dir)
     return metrics
 

@@ -49,9 +49,9 @@ def trained(tmp_path_factory):
 
 
 def test_grad_cam_peaks_in_the_quadrant_of_the_square(trained):
-    from src.data.preprocessing import preprocessing_of
     from src.inference.images import load_image
     from src.inference.model import rebuild_module
+    from src.inference.preprocessing import preprocessing_of
     from src.inspection.cam import class_maps, peak_cells
     from src.runs.checkpoint import load_checkpoint
     from src.teaching.cam import cam_files

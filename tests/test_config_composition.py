@@ -41,8 +41,8 @@ def composed_nodes(root: Path) -> dict[str, dict[str, Any]]:
     """{"data=X" | "model=Y" | "experiment=Z": {"data": ..., "model": ...}} resolved, paths neutral."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from src.config.build import plain
     from src.config.compose import compose_run_config
+    from src.config.names import plain
 
     entries = [f"data={c}" for c in choices("data")] + [f"model={c}" for c in choices("model")]
     entries += [f"experiment={c}" for c in choices("experiment")]

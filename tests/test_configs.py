@@ -2,8 +2,8 @@
 
 import pytest
 
-from src.config.build import build_datamodule, build_module, plain, resolve_precision
-from src.config.names import CONF
+from src.builders import build_datamodule, build_module, resolve_precision
+from src.config.names import CONF, plain
 from tests.own_data import own_data
 
 

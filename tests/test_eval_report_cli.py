@@ -172,7 +172,7 @@ def test_predict_on_png_files_matches_the_model_on_the_data_set_tensors(trained,
 
 
 def test_predict_preprocessing_comes_from_the_checkpoint(trained):
-    from src.data.preprocessing import preprocessing_of
+    from src.inference.preprocessing import preprocessing_of
     from src.runs.checkpoint import load_checkpoint
 
     path, ckpt = load_checkpoint(str(trained["best"]))

@@ -50,12 +50,12 @@ def run_digits(compose, tmp_path, *overrides):
                    "+trainer.enable_progress_bar=false", *overrides])
     import lightning as L
 
-    from src.config import build
+    from src import builders
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
-    trainer = build.build_trainer(cfg.trainer, [], [])
+    datamodule = builders.build_datamodule(cfg.data)
+    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    trainer = builders.build_trainer(cfg.trainer, [], [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module
 

@@ -15,8 +15,8 @@ import torch
 
 from src.callbacks.gpu_speedups import GPUSpeedups, is_compiled, strip_compile_prefix, to_channels_last_images
 from src.config.names import CONF
-from src.data.in_memory import Split, fits_on_device
 from src.data.random_images import UNIFORM_UINT8_STD, RandomImagesDataModule
+from src.data.splits import Split, fits_on_device
 from src.models.classifier import ClassificationModule
 
 CL = torch.channels_last
@@ -211,7 +211,7 @@ def test_compile_with_the_default_callbacks_and_logger_through_the_cli(cli):
     path, ckpt = load_checkpoint(str(run / "checkpoints" / "last.ckpt"))
     assert not any("_orig_mod" in k for k in ckpt["state_dict"])
     module = rebuild_module(path, ckpt)
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
 
     datamodule = build_datamodule(ckpt["run_config"]["data"])
     datamodule.setup("test")

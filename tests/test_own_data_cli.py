@@ -84,9 +84,9 @@ def test_eval_report_lists_every_test_image_and_draws_the_top_losses(finetuned, 
 
 
 def test_predict_resizes_the_original_photos_as_the_data_module_did(finetuned, compose):
-    from src.config.build import build_datamodule
-    from src.data.preprocessing import preprocessing_of
+    from src.builders import build_datamodule
     from src.inference.model import rebuild_module
+    from src.inference.preprocessing import preprocessing_of
     from src.predict import predict
     from src.runs.checkpoint import load_checkpoint
 

@@ -59,7 +59,7 @@ def test_ema_with_k_steps_per_call_and_step_warmup_resumes_exactly(cli):
 
 
 def validation_loss(ckpt, weights) -> float:
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
     from src.models.classifier import ClassificationModule
 
     datamodule = build_datamodule(ckpt["run_config"]["data"])

@@ -121,7 +121,7 @@ def test_the_checkpoint_to_resume_is_the_newest_complete_one(tmp_path):
 
 
 def test_resume_of_a_checkpoint_without_recorded_choices_compares_the_groups(compose, tmp_path):
-    from src.config.build import plain
+    from src.config.names import plain
     from src.runs.resume import resumed_run_config
 
     run_cfg = compose(["model=mlp", "trainer.max_epochs=1"])
@@ -148,7 +148,7 @@ def test_negative_hidden_sizes_are_one_sentence_naming_the_key(compose):
 
 
 def test_an_accelerator_the_machine_lacks_is_one_sentence(compose):
-    from src.config.build import build_trainer
+    from src.builders import build_trainer
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

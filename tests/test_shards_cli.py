@@ -230,7 +230,7 @@ def test_shards_uploaded_to_an_s3_server_train_and_cache_their_chunks(fashion_sh
 def test_a_built_in_set_is_sharded_as_its_data_module_splits_it_and_trains(cli, compose):
     import torch
 
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
     from src.data.shards import ShardsDataModule
 
     result = cli("src.shard", "data=digits", "output=digits_shards")

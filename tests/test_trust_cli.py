@@ -76,7 +76,7 @@ def test_calibrate_lowers_test_ece_by_a_third_and_keeps_every_prediction(overcon
     assert [r["sample"] for r in evaluated] == [r["sample"] for r in trained]
 
     # the report's probabilities are the calibrated model's, sample by sample (predicted here in a plain loop)
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
     from src.inference.model import rebuild_module
     from src.runs.checkpoint import load_checkpoint, training_paths
 

@@ -18,14 +18,13 @@ from typing import Any
 
 from hydra.utils import get_object
 
-from src.config.build import resolve_precision
-from src.config.names import BUILT_GROUPS
+from src.builders import resolve_precision
+from src.config.names import BUILT_GROUPS, OPTIMIZER_OWN_KEYS, SCHEDULER_OWN_KEYS
 from src.errors import UserError
-from src.models.classifier import OWN_KEYS as MODULE_OWN_KEYS
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Keys read by the project's own code rather than passed to the target (see ClassificationModule).
-OWN_KEYS = {group: set(keys) for group, keys in MODULE_OWN_KEYS.items()}
+OWN_KEYS = {"scheduler": set(SCHEDULER_OWN_KEYS), "optimizer": set(OPTIMIZER_OWN_KEYS)}
 _MISSING = object()
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from src.data.in_memory import InMemoryDataModule, Split, stratified_fold, stratified_split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split, stratified_fold, stratified_split
 from src.data.stratify import check_stratifiable
 from src.data.table_encoding import (
     MISSING_POLICIES,

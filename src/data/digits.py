@@ -6,7 +6,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from src.data.batch_transforms import Normalize
-from src.data.in_memory import InMemoryDataModule, Split, stratified_split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split, stratified_split
 
 
 class DigitsDataModule(InMemoryDataModule):

@@ -30,7 +30,8 @@ import torch
 from torchvision.datasets.utils import extract_archive
 
 from src.data.batch_transforms import Normalize
-from src.data.in_memory import InMemoryDataModule, Split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split
 from src.errors import UserError, require
 
 log = logging.getLogger(__name__)

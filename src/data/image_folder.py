@@ -35,8 +35,9 @@ from src.data.image_file_dataset import ImageFileDataset, SampleAugment, check_s
 from src.data.image_files import read_images
 from src.data.image_folder_listing import list_images
 from src.data.image_folder_settings import check_channels, image_size_of, memory_bytes, normalisation_of
-from src.data.in_memory import InMemoryDataModule, Split, stratified_split
+from src.data.in_memory import InMemoryDataModule
 from src.data.sample_loader import ResumableDataLoader, resumable_loader
+from src.data.splits import Split, stratified_split
 from src.data.stratify import check_stratifiable
 from src.errors import UserError, require
 

@@ -6,7 +6,6 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from importlib import import_module
 from typing import Any
 
 import lightning as L
@@ -17,8 +16,6 @@ from src.data.batch_transforms import Compose
 from src.data.splits import Split, fits_on_device, stratified_fold, stratified_split
 from src.data.tensor_loader import TensorBatchLoader
 from src.errors import require
-
-__all__ = ["InMemoryDataModule", "Split", "fits_on_device", "stratified_fold", "stratified_split"]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +85,9 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
             max_device_fraction is None or (isinstance(max_device_fraction, (int, float)) and max_device_fraction > 0),
             f"data.max_device_fraction must be a positive number (or null for always), got {max_device_fraction!r}.",
         )
-        if duplicates != "off":  # the duplicate check (src/data/duplicates.py) loads only when it is on
-            import_module("src.data.duplicates").check_policy(duplicates, duplicate_distance)
+        if duplicates != "off":  # the duplicate check's code loads only when it is on
+            from src.data.duplicates import check_policy
+            check_policy(duplicates, duplicate_distance)
         self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/hparams.py)
         self.name = name
         self.num_classes = num_classes
@@ -165,7 +163,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         if self.duplicates != "off":  # duplicates.csv goes to the run folder (the first process's)
             trainer = getattr(self, "trainer", None)
             out_dir = trainer.default_root_dir if trainer is not None and trainer.is_global_zero else None
-            screen_splits = import_module("src.data.duplicates").screen_splits
+            from src.data.duplicates import screen_splits
             train, val, test = screen_splits(self.name, train, val, test, self.duplicates, self.duplicate_distance,
                                              out_dir)
         for split_name, split in (("train", train), ("val", val), ("test", test)):
@@ -211,7 +209,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing to restore: `setup()` recomputes the same statistics from the data (the stored state
-        is for readers without the data set, src/data/preprocessing.py)."""
+        is for readers without the data set, src/inference/preprocessing.py)."""
 
     # --- helpers ------------------------------------------------------------------------------
     def _loader(self, split: Split | None, shuffle: bool = False, steps_per_epoch: int | None = None,
@@ -236,7 +234,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
                       seed: int):
         """The per-sample `DataLoader` of `data.loader=dataloader` (a data set whose samples are read
         from files while training overrides this)."""
-        sample_loader = import_module("src.data.sample_loader").sample_loader
+        from src.data.sample_loader import sample_loader
         return sample_loader(split.inputs, split.targets, self.batch_size, shuffle, transform, self.num_workers,
                              self.pin_memory, seed)
 

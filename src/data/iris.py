@@ -8,7 +8,8 @@ import torch
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
-from src.data.in_memory import InMemoryDataModule, Split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split
 from src.errors import require
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")

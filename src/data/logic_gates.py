@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from src.data.in_memory import InMemoryDataModule, Split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split
 from src.errors import require
 
 TRUTH_TABLES = {

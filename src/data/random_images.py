@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from src.data.batch_transforms import Normalize
-from src.data.in_memory import InMemoryDataModule, Split
+from src.data.in_memory import InMemoryDataModule
+from src.data.splits import Split
 from src.errors import require
 
 __all__ = ["RandomImagesDataModule", "UNIFORM_UINT8_MEAN", "UNIFORM_UINT8_STD"]

@@ -30,9 +30,9 @@ from litdata import StreamingDataLoader, StreamingDataset
 from src.data import shard_format as fmt
 from src.data.batch_transforms import Compose, Normalize
 from src.data.image_file_dataset import SampleAugment, check_sample_augment
-from src.data.in_memory import Split
 from src.data.sample_loader import default_num_workers
 from src.data.shard_writer import chunk_limit_bytes
+from src.data.splits import Split
 from src.errors import require
 
 

@@ -30,7 +30,7 @@ def run_config_of(folder: Path) -> dict[str, Any] | None:
 def test_images(folder: Path, index: list[int], num_samples: int) -> torch.Tensor | None:
     """Display images (N, H, W) or (N, H, W, 3) in [0, 1] of the run's test samples at `index`, or None
     when the data is not images or cannot be rebuilt here (its files moved, another test split)."""
-    from src.config import build
+    from src import builders
     from src.errors import UserError
     from src.figures.plots import as_display_images
     from src.runs.checkpoint import training_paths
@@ -40,7 +40,7 @@ def test_images(folder: Path, index: list[int], num_samples: int) -> torch.Tenso
     if len(data.get("input_shape") or []) != 3:
         return None
     try:
-        datamodule = build.build_datamodule(training_paths(config))
+        datamodule = builders.build_datamodule(training_paths(config))
         datamodule.prepare_data()
         datamodule.setup("test")
     except (UserError, OSError):

@@ -13,7 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
-from src.config import build
+from src import builders
+from src.config.names import plain
 from src.data.duplicates import check_policy, find_duplicates
 from src.errors import UserError, require
 from src.figures.plots import save_png
@@ -59,7 +60,7 @@ def run_and_audit(overrides: list[str], folds: int, top: int) -> Path:
 def check_duplicates(cfg: DictConfig) -> Path:
     """The duplicate check of `cfg.data` alone: duplicates.csv in the output folder, counts printed."""
     check_policy("warn", cfg.get("duplicate_distance"))
-    datamodule = build.build_datamodule({**build.plain(cfg.data), "duplicates": "off"})
+    datamodule = builders.build_datamodule({**plain(cfg.data), "duplicates": "off"})
     datamodule.prepare_data()
     datamodule.setup("fit")
     splits = {"train": datamodule.train_split, "val": datamodule.val_split, "test": datamodule.test_split}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from src.config import build
+from src import builders
 from src.errors import require
 from src.figures.plots import as_display_images, prediction_grid_figure
 from src.runs.checkpoint import load_checkpoint, training_paths
@@ -22,7 +22,7 @@ def training_data_of(job: Path):
     require(bool(checkpoints), f"{job} has no checkpoint to rebuild its data from; the grid needs one (the label "
                                "issues themselves are in label_issues.csv).")
     _, ckpt = load_checkpoint(str(checkpoints[-1]), tensors_on_demand=True)
-    datamodule = build.build_datamodule({**training_paths(ckpt["run_config"]), "duplicates": "off"})
+    datamodule = builders.build_datamodule({**training_paths(ckpt["run_config"]), "duplicates": "off"})
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule

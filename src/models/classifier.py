@@ -1,14 +1,9 @@
-"""The training logic: `ClassificationModule`, a LightningModule around a plain `nn.Module` net.
-
-The loss, the training and evaluation steps, the epoch metrics, the optimizer and lr schedule, and what a
-checkpoint adds to the weights. Hyper-parameters are plain values (the resolved config) and the net is
-rebuilt from them, so a checkpoint loads with `weights_only=True`. Options off by default load their code
-only when a config turns them on: tricks.py, losses.py (other formulations), schedulers.py, finetune.py.
-"""
+"""The training logic: `ClassificationModule` (loss, steps, epoch metrics, optimizer, lr schedule, checkpoint
+state) around a plain `nn.Module` net rebuilt from plain hyper-parameters, so checkpoints load with
+`weights_only=True`. Options off by default import their code (tricks, losses, schedulers, finetune) when on."""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -21,21 +16,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from src.errors import UserError, require
 
 TRICKS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")  # training tricks: all off by default
-OWN_KEYS = {"optimizer": ("decay_bias_and_norm", "backbone_lr_scale"),  # read here, not passed to the classes
-            "scheduler": ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")}
 
 
 class ClassificationModule(L.LightningModule):
     """Multi-class classification with cross-entropy (or an equivalent formulation) and optional L1.
 
     Logs `train/loss`, `train/acc` per epoch; `val/` and `test/` loss, acc, macro precision, recall, f1
-    (acc_top5 beyond ten classes); `val/acc_best`. Tricks (docs/recipes.md) are off by default. A NaN/inf
-    epoch loss stops the run in one sentence (unless `stop_on_non_finite_loss=False`, the lr finder's).
-    A family that trains differently subclasses it (binary.py, googlenet_module.py), passing the base's
-    arguments on with `**kwargs`, and overrides `check_task`, `compute_loss`, `training_loss`,
-    `class_scores` / `predicted_classes` / `probabilities` or `eval_outputs`. Callbacks read
-    `train_sums.last`, `val_confusion_matrix` / `test_confusion_matrix` and `test_step`'s probabilities;
-    one declaring `logs_training_curves = True` logs the loss and acc curves itself (then the module doesn't).
+    (acc_top5 beyond ten classes); `val/acc_best`. A NaN/inf epoch loss stops the run in one sentence. A family
+    that trains differently subclasses it (binary.py, googlenet_module.py), passes the base's arguments on with
+    `**kwargs`, and overrides `check_task`, `compute_loss`, `training_loss`, `class_scores`, `predicted_classes`,
+    `probabilities` or `eval_outputs`. Callbacks read `train_sums.last`, `val_confusion_matrix`,
+    `test_confusion_matrix`; one with `logs_training_curves = True` logs the loss and acc curves itself.
     """
 
     def __init__(self, net: dict[str, Any], num_classes: int, optimizer: dict[str, Any],
@@ -49,12 +40,16 @@ class ClassificationModule(L.LightningModule):
                 f"optimizer.lr must be a positive number, got {lr!r}; try e.g. optimizer.lr=0.01.")
         require(l1 >= 0, f"model.l1 must be >= 0, got {l1}.")
         if optimizer.get("backbone_lr_scale", 1.0) != 1:
-            import_module("src.models.finetune").check_backbone_lr_scale(optimizer, scheduler)
+            from src.models import finetune
+            finetune.check_backbone_lr_scale(optimizer, scheduler)
         self.check_task()
-        tricks_on = any(map(self.hparams.get, TRICKS))
-        self.tricks = import_module("src.models.tricks").Tricks(self.hparams) if tricks_on else None
+        self.tricks = None
+        if any(map(self.hparams.get, TRICKS)):
+            from src.models.tricks import Tricks
+            self.tricks = Tricks(self.hparams)
         if self.uses_scheduler:
-            import_module("src.models.schedulers").check_scheduler(scheduler)
+            from src.models import schedulers
+            schedulers.check_scheduler(scheduler)
         self.net = instantiate(net, _convert_="all")
         self.val_metrics, self.test_metrics = EvalMetrics(num_classes), EvalMetrics(num_classes)
         self.stop_on_non_finite_loss = stop_on_non_finite_loss
@@ -76,7 +71,8 @@ class ClassificationModule(L.LightningModule):
         smoothing = self.hparams.label_smoothing if self.training else 0.0
         if self.hparams.loss == "cross_entropy":
             return F.cross_entropy(outputs, targets, label_smoothing=smoothing)
-        return getattr(import_module("src.models.losses"), self.hparams.loss)(outputs, targets, smoothing)
+        from src.models import losses
+        return losses.MULTICLASS_LOSSES[self.hparams.loss](outputs, targets, smoothing)
 
     def training_loss(self, outputs: Any, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, loss) of the net's training-mode output."""
@@ -206,12 +202,13 @@ class ClassificationModule(L.LightningModule):
             params = [{"params": [p for p in self.net.parameters() if p.ndim > 1]},
                       {"params": [p for p in self.net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
         if scale != 1:
-            params = import_module("src.models.finetune").scale_backbone_lr(params, self.net, cfg["lr"], scale)
+            from src.models import finetune
+            params = finetune.scale_backbone_lr(params, self.net, cfg["lr"], scale)
         optimizer = instantiate(cfg)(params=[g for g in params if not isinstance(g, dict) or g["params"]])
         if not self.uses_scheduler:
             return optimizer
-        schedule = import_module("src.models.schedulers").build_scheduler(
-            self.hparams.scheduler, optimizer, total_steps=self.planned_optimizer_steps)
+        from src.models import schedulers
+        schedule = schedulers.build_scheduler(self.hparams.scheduler, optimizer, self.planned_optimizer_steps)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 

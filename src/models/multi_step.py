@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from importlib import import_module
 from typing import Any
 
 import lightning as L
@@ -128,8 +127,8 @@ class MultiStepTraining:
         return False
 
     def _schedule_interval(self) -> str | None:
-        return import_module("src.models.schedulers").scheduler_interval(self.hparams.scheduler) \
-            if self.uses_scheduler else None
+        from src.models.schedulers import scheduler_interval
+        return scheduler_interval(self.hparams.scheduler) if self.uses_scheduler else None
 
     def training_step(self, batches: list[Batch], batch_idx: int) -> None:
         optimizer = self.optimizers()

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from hydra.utils import get_class, instantiate
 
+from src.config.names import SCHEDULER_OWN_KEYS
 from src.errors import require
-from src.models.classifier import OWN_KEYS
 
 
 def _target_class(cfg: dict[str, Any]) -> type | None:
@@ -100,7 +100,7 @@ def build_scheduler(cfg: dict[str, Any] | None, optimizer: torch.optim.Optimizer
     monitor = cfg.get("monitor", "val/loss")
     length, _ = warmup_length(cfg)
     start_factor = cfg.get("warmup_start_factor") or 1.0 / (length + 1)
-    for key in OWN_KEYS["scheduler"]:
+    for key in SCHEDULER_OWN_KEYS:
         cfg.pop(key, None)
     main = None
     if "_target_" in cfg:

@@ -1,16 +1,10 @@
 """What runs are compared by (TensorBoard's HPARAMS columns, the MLflow / W&B parameters), and the loggers
 that show them: `build_loggers`, `log_params` (at the start), `log_hparams_table` (with the final metrics).
 
-`hparams_for_logging(cfg, composition)` is one flat `{name: value}` of
-- the config group choices (`model`, `data`, `optimizer`, `scheduler`, `augment`, `trainer`, and
-  `experiment` when one is chosen), as Hydra composed them;
-- the hyper-parameters a user sets, where the run's config has them (`HYPERPARAMETERS`: learning
-  rate, weight decay, momentum, batch size, epochs, dropout, widths, seed, and the fold of a
-  cross-validation);
-- every value the command's overrides set (a sweep's swept keys among them), read from the
-  resolved config;
-and never a path, a `_target_` string, nor the settings of callbacks, loggers and Hydra itself.
-The names are the dotted keys a user types (`optimizer.lr`), so a column reads as its override.
+`hparams_for_logging(cfg, composition)` is one flat `{name: value}`: the config group choices, the usual
+hyper-parameters (`HYPERPARAMETERS`, where the config has them; the fold of a cross-validation), and every value
+the command's overrides set; never a path, a `_target_`, nor the settings of callbacks, loggers and Hydra. The
+names are the dotted keys a user types (`optimizer.lr`), so a column reads as its override.
 """
 
 from __future__ import annotations
@@ -18,7 +12,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +81,8 @@ def build_loggers(group: Any, run_dir: str | Path) -> list[Any]:
     which continues the tracker run of an earlier start of the same run folder."""
     nodes = [node for node in (group or {}).values() if node is not None and "_target_" in node]
     if any(issubclass(get_class(node["_target_"]), (MLFlowLogger, WandbLogger)) for node in nodes):
-        return import_module("src.runs.trackers").build_loggers(group, run_dir)
+        from src.runs import trackers
+        return trackers.build_loggers(group, run_dir)
     return [instantiate(node) for node in nodes]
 
 
@@ -97,7 +91,8 @@ def log_params(loggers: list[Any], params: dict[str, Any]) -> None:
     the final metrics: `log_hparams_table`); MLflow keeps a parameter's first value (src/runs/trackers.py)."""
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
-            import_module("src.runs.trackers").log_mlflow_params(logger, params)
+            from src.runs.trackers import log_mlflow_params
+            log_mlflow_params(logger, params)
         elif not isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params)
 
@@ -112,11 +107,11 @@ def log_hparams_table(loggers: list[Any], params: dict[str, Any], metrics: dict[
 @contextmanager
 def end_with_job() -> Iterator[None]:
     """A W&B run of this job ends with the block (marked failed when it raises)."""
+    failed = True
     try:
         yield
-    except BaseException:
-        if "wandb" in sys.modules:
-            import_module("src.runs.trackers").finish_trackers(failed=True)
-        raise
-    if "wandb" in sys.modules:
-        import_module("src.runs.trackers").finish_trackers()
+        failed = False
+    finally:
+        if "wandb" in sys.modules:  # (imported by a W&B logger only)
+            from src.runs.trackers import finish_trackers
+            finish_trackers(failed=failed)

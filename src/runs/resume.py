@@ -28,8 +28,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from src.config.build import plain
-from src.config.names import CONFIG_GROUPS, override_key
+from src.config.names import CONFIG_GROUPS, override_key, plain
 from src.errors import UserError, require
 from src.runs.checkpoint import load_checkpoint
 from src.runs.record import COMPOSITION_KEY, RunRecord, read_record

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from src.config.hydra_callbacks import quoted_override_value
+from src.config.sweep_folder import quoted_override_value
 from src.errors import UserError, require
 from src.runs.record import RunRecord, read_record
 from src.sweeps.space import search_space, trial_overrides

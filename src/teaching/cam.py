@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 
 from src.data.image_files import IMAGE_SUFFIXES
-from src.data.preprocessing import preprocessing_of
 from src.errors import require
 from src.figures.plots import as_display_images
 from src.inference.images import find_images, load_image
 from src.inference.model import rebuild_module
+from src.inference.preprocessing import preprocessing_of
 from src.inspection.cam import cam_figure, last_conv, maps_for
 from src.runs.checkpoint import load_checkpoint
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from src.errors import require
 
 

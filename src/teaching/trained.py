@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import src.config.resolvers  # noqa: F401  (registers ${len:...})
-from src.config.build import build_module, plain
-from src.config.names import CONF
+from src.builders import build_module
+from src.config.names import CONF, plain
 from src.errors import UserError
 from src.inference.model import rebuild_module
 from src.runs.checkpoint import load_checkpoint

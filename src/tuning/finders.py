@@ -21,7 +21,8 @@ from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import build
+from src import builders
+from src.config.names import plain
 from src.errors import require
 
 
@@ -54,13 +55,13 @@ def tune(cfg: DictConfig) -> DictConfig:
 
 def _tuning_trainer(cfg: DictConfig) -> L.Trainer:
     """A bare Trainer of the run's accelerator and precision: no callbacks, loggers or checkpoints."""
-    trainer_cfg = build.plain(cfg.trainer)
+    trainer_cfg = plain(cfg.trainer)
     trainer_cfg.update(
         max_epochs=100_000, max_steps=-1, min_epochs=None, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         profiler=None,
     )
-    trainer = build.build_trainer(OmegaConf.create(trainer_cfg), [], [])
+    trainer = builders.build_trainer(OmegaConf.create(trainer_cfg), [], [])
     require(
         trainer.world_size == 1,
         "the tuner runs on one device; drop tuner for this multi-device run, or tune with trainer.devices=1 first.",
@@ -71,10 +72,10 @@ def _tuning_trainer(cfg: DictConfig) -> L.Trainer:
 def _tuning_datamodule(cfg: DictConfig, trainer: L.Trainer) -> Any:
     """The run's data with one batch per Lightning step (the finders need Lightning's automatic
     optimisation), its splits on the tuning device as fit would place them, set up already."""
-    data_cfg = build.plain(cfg.data)  # (steps_per_call is not applied here)
+    data_cfg = plain(cfg.data)  # (steps_per_call is not applied here)
     if data_cfg.get("device") is None:
         data_cfg["device"] = str(trainer.strategy.root_device)
-    datamodule = build.build_datamodule(data_cfg, cfg.get("augment"))
+    datamodule = builders.build_datamodule(data_cfg, cfg.get("augment"))
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -83,7 +84,7 @@ def _tuning_datamodule(cfg: DictConfig, trainer: L.Trainer) -> Any:
 def _tuning_module(cfg: DictConfig) -> L.LightningModule:
     """A fresh model with one optimizer step per Lightning step that keeps going when the loss diverges
     (the lr finder drives it to diverge on purpose)."""
-    return build.build_module(cfg.model, cfg.optimizer, cfg.scheduler, stop_on_non_finite_loss=False)
+    return builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, stop_on_non_finite_loss=False)
 
 
 def _supported(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-from src.config import build
+from src import builders
 
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 EMA_AVAILABLE = hasattr(L.pytorch.callbacks, "EMAWeightAveraging")  # Lightning 2.6 and later
@@ -20,9 +20,9 @@ def fit(compose, callbacks: list[L.Callback], *overrides: str) -> tuple[L.Traine
     cfg = compose(["trainer.max_epochs=1", "logger=none", "callbacks=none", "test=false",
                    "+trainer.enable_progress_bar=false", *overrides])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build.build_datamodule(cfg.data)
-    module = build.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
-    trainer = build.build_trainer(cfg.trainer, callbacks, [])
+    datamodule = builders.build_datamodule(cfg.data)
+    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    trainer = builders.build_trainer(cfg.trainer, callbacks, [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from src.builders import build_datamodule
 from src.callbacks.step_history import CURVES, StepHistory
-from src.config.build import build_datamodule
 from src.errors import UserError
 from src.models.nets.linear import softmax_regression
 from src.runs.history import read_history

@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from tests.own_data import penguins_csv, user_error, write_sklearn_csv
 
 FAST = ["model=mlp", "trainer=cpu", "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null",

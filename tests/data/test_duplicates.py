@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from tests.own_data import needs_fashion_mnist, user_error, write_fashion_classes
 
 CLASSES = [0, 1, 7, 8]  # T-shirt/top, Trouser, Sneaker, Bag

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.config.build import build_datamodule
-from src.data.in_memory import Split
+from src.builders import build_datamodule
 from src.data.mnist import FashionMNISTDataModule
+from src.data.splits import Split
 from src.errors import UserError
 from tests.own_data import (
     fashion_folder_name,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from tests.own_data import penguins_csv, user_error
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 import timm
 import torch
 
-from src.config.build import build_module
+from src.builders import build_module
 from src.errors import UserError
 from tests.own_data import user_error
 
@@ -127,7 +127,7 @@ def test_data_normalisation_and_size_can_come_from_the_pretrained_config(compose
             Image.new("RGB", (30, 20), (40 * i, 80, 120)).save(tmp_path / "pics" / label / f"{i}.png")
     cfg = compose(["data=image_folder", f"data.root={tmp_path / 'pics'}", "data.image_size=model", "data.mean=model",
                    "data.std=model", "model=timm", f"model.net.name={NAME}"])
-    from src.config.build import build_datamodule
+    from src.builders import build_datamodule
 
     assert list(cfg.data.input_shape) == [3, 160, 160]  # test_resnet's pretrained input size
     dm = build_datamodule(cfg.data)

@@ -8,8 +8,8 @@ import hydra.utils
 import pytest
 import torch
 
-from src.config.build import build_module, plain
-from src.config.names import CONF
+from src.builders import build_module
+from src.config.names import CONF, plain
 from src.errors import UserError
 from src.models.googlenet_module import GoogLeNetModule
 from src.models.nets.googlenet import GoogLeNetOutputs

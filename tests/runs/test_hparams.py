@@ -77,7 +77,7 @@ def test_wandb_login_in_netrc_counts_as_a_key(tmp_path, monkeypatch):
 def test_the_pinned_sweep_folder_parses_back_to_itself(folder):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from src.config.hydra_callbacks import quoted_override_value
+    from src.config.sweep_folder import quoted_override_value
 
     (override,) = OverridesParser.create().parse_overrides([f"hydra.sweep.dir={quoted_override_value(folder)}"])
     assert override.value() == folder

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 
-from src.config.build import build_datamodule
+from src.builders import build_datamodule
 from src.data.batch_transforms import Normalize
 
 log = logging.getLogger(__name__)

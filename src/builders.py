@@ -1,8 +1,7 @@
-"""Build the run's objects from config: data, model, callbacks, loggers, trainer."""
+"""Build a run's objects from its config: data module, LightningModule, callbacks, loggers, Trainer."""
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 import torch
@@ -10,31 +9,29 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from src.config.names import plain
 from src.errors import UserError, require
 from src.runs.checkpoint_writer import AtomicCheckpointIO
-
-
-def plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
-    """A resolved, plain-Python copy of a config node (what hyper-parameters and checkpoints store)."""
-    if cfg is None:
-        return {}
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
 def steps_per_call(run_config: dict[str, Any]) -> int:
     """The run's `steps_per_call` K; K != 1 is checked by its own module (src/models/multi_step.py), loaded then."""
     k = run_config.get("steps_per_call", 1)
     if k != 1:
-        import_module("src.models.multi_step").check_setting(run_config)
+        from src.models.multi_step import check_setting
+        check_setting(run_config)
     return k
 
 
 def _target_class(target: str, steps_per_call: int) -> type:
     """The class a `_target_` names, or with steps_per_call K > 1 its K-steps-per-call variant."""
     cls = get_class(target)
-    return cls if steps_per_call == 1 else import_module("src.models.multi_step").multi_step_class(cls, steps_per_call)
+    if steps_per_call == 1:
+        return cls
+    from src.models.multi_step import multi_step_class
+    return multi_step_class(cls, steps_per_call)
 
 
 def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | None = None, steps_per_call: int = 1):
