@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from src.models.metrics import metrics_from_confusion
+from src.models.classifier import metrics_from_confusion
 from src.models.nets.common import conv_output_size
 from src.models.nets.small_cnns import notes0_cnn, notes1_cnn, notes2_simple_cnn, notes4_dropout_cnn
 from src.teaching.conv_arithmetic import convolve2d, filter_with_zero_border, pool2d, repeated_convolution

@@ -39,7 +39,7 @@ def finetuned(tmp_path_factory):
     weights = timm.create_model("test_resnet").state_dict()
     save_file(weights, cwd / "test_resnet.safetensors")
     result = run_cli(cwd, "src.train", *PHOTO_DATA, "data.root=photos", "model=timm", "model.net.name=test_resnet",
-                     "model.net.weights_file=test_resnet.safetensors", "model.finetune.freeze_epochs=1",
+                     "model.net.weights_file=test_resnet.safetensors", "callbacks=[default,freeze_backbone]",
                      "trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1", "logger=csv", *QUIET)
     assert result.returncode == 0, result.output[-3000:]
     (run,) = result.run_dirs()

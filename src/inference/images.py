@@ -14,7 +14,7 @@ from src.data.image_files import IMAGE_SUFFIXES, BadImageError, read_image
 from src.errors import UserError, require
 from src.inference.model import rebuild_module
 
-__all__ = ["IMAGE_SUFFIXES", "find_images", "load_image", "predict_images"]
+__all__ = ["find_images", "load_image", "predict_images"]
 
 
 def find_images(spec: str) -> list[Path]:

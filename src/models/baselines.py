@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from src.models.calibration import calibration_metrics
-from src.models.metrics import metrics_from_confusion
+from src.models.classifier import metrics_from_confusion
 
 
 def class_probabilities(estimator, features: np.ndarray, num_classes: int) -> torch.Tensor:

@@ -1,10 +1,5 @@
-"""Classification metrics derived from one confusion matrix.
-
-Validation and test accumulate a single torchmetrics `MulticlassConfusionMatrix` (one update per
-batch, synced across processes by torchmetrics); accuracy and macro precision / recall / F1 are
-read off it at the end of the epoch. This gives the same numbers as torchmetrics' separate
-metric classes (tested) for a fraction of their per-epoch cost, and the matrix itself for plots.
-"""
+"""Per-class metrics of a confusion matrix, for the reports (the epoch's macro averages are
+`src.models.classifier.metrics_from_confusion`, read off the same matrix)."""
 
 from __future__ import annotations
 
@@ -13,30 +8,6 @@ import torch
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))
-
-
-def metrics_from_confusion(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
-    """acc, macro precision, recall and F1 of a (true x predicted) count matrix.
-
-    As torchmetrics' `average="macro"`: per-class scores with 0 for an empty denominator,
-    averaged over the classes that occur in the targets or the predictions.
-    """
-    m = matrix.double()
-    tp = m.diagonal()
-    predicted, actual = m.sum(0), m.sum(1)
-    fp, fn = predicted - tp, actual - tp
-    precision = _safe_divide(tp, tp + fp)
-    recall = _safe_divide(tp, tp + fn)
-    f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
-    present = ((tp + fp + fn) > 0).double()
-    weight = present / present.sum().clamp(min=1)
-    out = {
-        "acc": _safe_divide(tp.sum(), m.sum()),
-        "precision": (precision * weight).sum(),
-        "recall": (recall * weight).sum(),
-        "f1": (f1 * weight).sum(),
-    }
-    return {k: v.float() for k, v in out.items()}
 
 
 def per_class_metrics(matrix: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -48,7 +48,7 @@ from src.models.classifier import ClassificationModule
 from src.models.nets.speedrun import PatchWhitening
 from src.models.speedrun_schedule import decoupled_sgd, set_augmentation_epoch, speedrun_lr_factor, tta_logits
 
-__all__ = ["SpeedrunModule", "decoupled_sgd", "speedrun_lr_factor", "tta_logits"]
+__all__ = ["SpeedrunModule"]
 
 
 class SpeedrunModule(ClassificationModule):

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from src.callbacks.tensorboard_reports import EveryNEpochs, tag_name
-from src.models.metrics import metrics_from_confusion, per_class_metrics
+from src.models.classifier import metrics_from_confusion
+from src.models.metrics import per_class_metrics
 
 QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer=cpu"]
 

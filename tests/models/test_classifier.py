@@ -113,7 +113,7 @@ def test_metrics_from_confusion_match_torchmetrics(num_classes, absent):
         MulticlassRecall,
     )
 
-    from src.models.metrics import metrics_from_confusion
+    from src.models.classifier import metrics_from_confusion
 
     torch.manual_seed(num_classes)
     target = torch.randint(0, num_classes, (300,))

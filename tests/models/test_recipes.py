@@ -1,16 +1,18 @@
-"""The math of the training recipes (src/models/recipes.py, src/callbacks/ema.py, the module's options)."""
+"""The math of the training tricks and schedules (src/models/tricks.py, schedulers.py, src/callbacks/ema.py, the
+module's options)."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from src.models.recipes import BatchMixer, build_scheduler, optimizer_parameters, scheduler_interval
 
 from src.callbacks.ema import EMA
 from src.errors import UserError
 from src.models.classifier import ClassificationModule
 from src.models.losses import MULTICLASS_LOSSES
+from src.models.schedulers import build_scheduler, scheduler_interval
+from src.models.tricks import BatchMixer
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 
@@ -261,7 +263,6 @@ def test_no_decay_on_biases_and_normalisation_layers():
     # the default keeps PyTorch's behaviour: one group, decay on everything
     (group,) = mlp(net={"batch_norm": True}, optimizer=adamw).configure_optimizers().param_groups
     assert len(group["params"]) == len(list(module.parameters())) and group["weight_decay"] == 0.05
-    assert len(list(optimizer_parameters(module, True))) == len(list(module.parameters()))
 
 
 # --- top-5 accuracy --------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from src.data.batch_augment import AlternatingFlip, RandomCrop
 from src.data.batch_transforms import Compose
 from src.data.random_images import RandomImagesDataModule
 from src.models.nets.speedrun import PatchWhitening, patch_covariance, speedrun_net
-from src.models.speedrun_module import SpeedrunModule, decoupled_sgd, speedrun_lr_factor, tta_logits
-from src.models.speedrun_schedule import set_augmentation_epoch
+from src.models.speedrun_module import SpeedrunModule
+from src.models.speedrun_schedule import decoupled_sgd, set_augmentation_epoch, speedrun_lr_factor, tta_logits
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 11.5, "momentum": 0.85, "nesterov": True,

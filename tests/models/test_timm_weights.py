@@ -152,7 +152,7 @@ def test_torchvision_resnet18_weights_load_into_the_projects_resnet18(tmp_path, 
 
 
 def test_backbone_lr_scale_gives_the_backbone_its_own_group(compose):
-    cfg = compose(["data=cifar10", "model=timm", f"model.net.name={NAME}", "model.finetune.backbone_lr_scale=0.1",
+    cfg = compose(["data=cifar10", "model=timm", f"model.net.name={NAME}", "optimizer.backbone_lr_scale=0.1",
                    "optimizer=adamw", "optimizer.lr=0.01"])
     module = build_module(cfg.model, cfg.optimizer, cfg.scheduler)
     optimizer = module.configure_optimizers()
@@ -160,11 +160,13 @@ def test_backbone_lr_scale_gives_the_backbone_its_own_group(compose):
     head = sum(1 for _ in module.net.fc.parameters())
     assert groups[head] == pytest.approx(0.01)
     assert groups[len(list(module.net.parameters())) - head] == pytest.approx(0.001)
-    with user_error(r"model.finetune.backbone_lr_scale cannot be combined with scheduler=onecycle"):
+    with user_error(r"optimizer.backbone_lr_scale cannot be combined with scheduler=onecycle"):
         compose_and_build(compose, "data=cifar10", "model=timm", f"model.net.name={NAME}", "scheduler=onecycle",
-                          "model.finetune.backbone_lr_scale=0.1")
-    with pytest.raises(UserError, match=r"model.finetune.freeze_epoch is not a fine-tuning setting; did you mean "
-                                        r"model.finetune.freeze_epochs\?"):
-        from src.models.finetune import check_finetune
+                          "optimizer.backbone_lr_scale=0.1")
+    with user_error(r"optimizer.backbone_lr_scale must be a positive number"):
+        compose_and_build(compose, "data=cifar10", "model=timm", f"model.net.name={NAME}",
+                          "optimizer.backbone_lr_scale=-1")
+    with pytest.raises(UserError, match=r"callbacks.freeze_backbone.epochs must be a whole number of epochs"):
+        from src.callbacks.finetune import FreezeBackbone
 
-        check_finetune({"freeze_epoch": 1})
+        FreezeBackbone(epochs=1.5)
