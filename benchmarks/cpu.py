@@ -63,14 +63,16 @@ def run_template(overrides: list[str], time_epochs: bool = False) -> dict:
     from benchmarks.timing import TrainEpochTimer
     from src import builders
     from src.config.compose import compose_run_config
+    from src.config.names import plain
     from src.runs.history import read_history
 
     with tempfile.TemporaryDirectory() as out_dir:
         cfg = compose_run_config(overrides + ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"],
                                  out_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"))
-        module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+        k = builders.steps_per_call(plain(cfg))
+        datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), k)
+        module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, k)
         timer = TrainEpochTimer()
         callbacks = builders.build_all(cfg.callbacks) + ([timer] if time_epochs else [])
         trainer = builders.build_trainer(cfg.trainer, callbacks, builders.build_all(cfg.logger))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from omegaconf.errors import MissingMandatoryValue
 
@@ -46,7 +46,12 @@ def exits_on_user_error(fn: F) -> F:
             err = explain(exc)
             if err is None:
                 raise
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            exit_with_error(str(err))
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """End the process as bad input does: one `error:` line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)

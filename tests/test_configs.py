@@ -87,8 +87,8 @@ def test_shared_keys_come_from_the_base_configs(compose):
     """A data set's or model's file keeps its own keys; the shared ones still compose and override without `+`."""
     cfg = compose(["data=svhn", "data.val_fraction=0.2", "data.loader=dataloader", "model=lenet",
                    "model.label_smoothing=0.1"])
-    assert (cfg.data.name, cfg.data.val_fraction, cfg.data.loader, cfg.data.steps_per_call) == ("svhn", 0.2,
-                                                                                               "dataloader", 1)
+    assert (cfg.data.name, cfg.data.val_fraction, cfg.data.loader, cfg.data.batch_size) == ("svhn", 0.2,
+                                                                                           "dataloader", 128)
     assert cfg.model.label_smoothing == 0.1 and cfg.model.loss == "cross_entropy"
     assert cfg.model._target_ == "src.models.classifier.ClassificationModule"
 

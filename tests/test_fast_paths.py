@@ -53,8 +53,9 @@ def run_digits(compose, tmp_path, *overrides):
     from src import builders
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = builders.build_datamodule(cfg.data)
-    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    k = builders.steps_per_call(dict(cfg))  # as src.train builds them: K > 1 gives the K-step variants
+    datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), k)
+    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, k)
     trainer = builders.build_trainer(cfg.trainer, [], [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module

@@ -6,12 +6,13 @@ starts the jobs.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from src.errors import exit_with_error as stop
 
 
 def unwritable_reason(folder: Path) -> str | None:
@@ -24,11 +25,6 @@ def unwritable_reason(folder: Path) -> str | None:
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
-
-
-def stop(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 class RunFolders(Callback):

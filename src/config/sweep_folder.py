@@ -19,8 +19,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, flag_override
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.hydra_callbacks import stop
 from src.config.names import override_key
+from src.errors import exit_with_error as stop
 
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 

@@ -50,7 +50,7 @@ class ClassificationModule(L.LightningModule):
         if self.uses_scheduler:
             from src.models import schedulers
             schedulers.check_scheduler(scheduler)
-        self.net = instantiate(net, _convert_="all")
+        self.net, self.num_classes = instantiate(net, _convert_="all"), num_classes
         self.val_metrics, self.test_metrics = EvalMetrics(num_classes), EvalMetrics(num_classes)
         self.stop_on_non_finite_loss = stop_on_non_finite_loss
         self.val_acc_best = 0.0

@@ -20,8 +20,9 @@ def fit(compose, callbacks: list[L.Callback], *overrides: str) -> tuple[L.Traine
     cfg = compose(["trainer.max_epochs=1", "logger=none", "callbacks=none", "test=false",
                    "+trainer.enable_progress_bar=false", *overrides])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = builders.build_datamodule(cfg.data)
-    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler)
+    k = builders.steps_per_call(dict(cfg))  # as src.train builds them: K > 1 gives the K-step variants
+    datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), k)
+    module = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, k)
     trainer = builders.build_trainer(cfg.trainer, callbacks, [])
     trainer.fit(module, datamodule=datamodule)
     return trainer, module

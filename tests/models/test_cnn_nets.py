@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from src.config.names import CONF
+from src.errors import UserError
 from src.models.nets.alexnet import alexnet
 from src.models.nets.common import InputShapeError, conv_output_size
 from src.models.nets.googlenet import GoogLeNetOutputs, googlenet
@@ -152,7 +153,7 @@ def test_resnet_stems_and_widths() -> None:
     deep = resnet50(input_shape=(3, 32, 32), num_classes=10)
     assert Bottleneck.expansion == 4 and isinstance(deep.layer1[0], Bottleneck)
     assert deep.fc.in_features == 2048
-    with pytest.raises(ValueError, match="stem"):
+    with pytest.raises(UserError, match="stem"):
         resnet18(input_shape=(3, 32, 32), num_classes=10, stem="tiny")
 
 
@@ -243,5 +244,5 @@ def test_small_image_heads_are_narrow_and_explicit_choices_win() -> None:
     assert forced.classifier[1].in_features == 25_088 and small.classifier[1].in_features == 512
     with pytest.raises(InputShapeError, match="at least 63x63"):
         alexnet(input_shape=(3, 32, 32), num_classes=10, stem="imagenet")
-    with pytest.raises(ValueError, match="classifier must be 'auto', 'small' or 'imagenet'"):
+    with pytest.raises(UserError, match="classifier must be 'auto', 'small' or 'imagenet'"):
         vgg11(input_shape=(3, 32, 32), num_classes=10, classifier="wide")
