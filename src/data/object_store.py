@@ -38,7 +38,8 @@ from litdata.streaming.downloader import Downloader, S3Downloader, register_down
 
 from src.errors import UserError
 
-logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint ... via" for every client
+for name in ("botocore.configprovider", "botocore.credentials"):  # "Found endpoint/credentials ..." for every client
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 CREDENTIALS = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
 REFUSED_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
@@ -52,8 +53,14 @@ CHECK_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"total_max_at
 
 
 def s3_client(config: Config | None = None) -> Any:
-    """A boto3 S3 client from the settings as they are now (boto3's default session keeps the credentials it
-    found first)."""
+    """A boto3 S3 client for the settings as they are now (boto3's default session keeps the credentials it
+    found first), one per process and settings."""
+    settings = tuple(os.environ.get(key) for key in (*ENDPOINT_SETTINGS, *CHECKED_SETTINGS))
+    return _client(os.getpid(), settings, config)
+
+
+@functools.lru_cache(maxsize=16)
+def _client(pid: int, settings: tuple[str | None, ...], config: Config | None) -> Any:
     return boto3.session.Session().client("s3", config=config)
 
 
@@ -65,7 +72,7 @@ def endpoint() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _endpoint(*settings: str | None) -> str:
-    return str(s3_client().meta.endpoint_url)
+    return str(boto3.session.Session().client("s3").meta.endpoint_url)
 
 
 def plain_http() -> bool:
