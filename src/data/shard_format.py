@@ -4,7 +4,7 @@ the data set's description (class names, input shape, normalisation fitted on th
 images are stored, sample counts). `shards.json` is written last: a root without it holds no finished
 shards. `<root>` is a local folder or an `s3://bucket/prefix` URL (the small JSON files go through boto3,
 the chunks through LitData; both read the usual AWS settings: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or
-AWS_PROFILE, and AWS_ENDPOINT_URL for an S3-compatible server)."""
+AWS_PROFILE, AWS_ENDPOINT_URL for an S3-compatible server, AWS_CA_BUNDLE; src/data/object_store.py)."""
 
 from __future__ import annotations
 
