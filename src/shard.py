@@ -32,7 +32,8 @@ def shard(cfg: DictConfig) -> dict:
     source = {k: v for k, v in data.items() if k not in SERVING_KEYS}
     datamodule = builders.build_datamodule(cfg.data)
     meta = write_shards(datamodule, str(cfg.output), source, image_format=cfg.image_format,
-                        jpeg_quality=cfg.jpeg_quality, workers=cfg.workers, chunk_bytes=cfg.chunk_bytes)
+                        jpeg_quality=cfg.jpeg_quality, workers=cfg.workers, chunk_bytes=cfg.chunk_bytes,
+                        staging_dir=cfg.get("staging_dir"))
     counts = ", ".join(f"{n} {k}" for k, n in meta["samples"].items())
     print(f"{cfg.output}: {meta['name']} shards ({counts}; {meta['image_format']}); train with "
           f"python -m src.train data=shards data.root={cfg.output}", flush=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_one_sentence
 from tests.own_data import fashion_test_split, needs_fashion_mnist, write_fashion_pngs
 from tests.seen_samples import sample_hashes
 
@@ -180,7 +181,7 @@ def test_bad_inputs_end_in_one_sentence(fashion_shards, cli_in_process, tmp_path
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my notes")
     one_sentence(cli_in_process("src.shard", "data=digits", f"output={tmp_path / 'mine'}"), "is not empty (notes.txt)")
-    # Object storage that cannot be reached, or no credentials to read it.
+    # Object storage without credentials to read it.
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -188,43 +189,166 @@ def test_bad_inputs_end_in_one_sentence(fashion_shards, cli_in_process, tmp_path
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
     one_sentence(cli_in_process("src.train", *train, "data.root=s3://bucket/shards"),
-                 "no credentials to read s3://bucket/shards/shards.json: set AWS_ACCESS_KEY_ID and "
-                 "AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    one_sentence(cli_in_process("src.train", *train, "data.root=s3://bucket/shards"),
-                 "cannot reach the object store holding s3://bucket/shards/shards.json")
+                 "no credentials to reach s3://bucket: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+
+
+# --- object stores: moto's S3 server over plain HTTP (credentials and IAM policies checked) and over HTTPS ---
+@pytest.fixture(scope="module")
+def http_store(tmp_path_factory):
+    """moto's server over plain HTTP, as MinIO serves by default: the environment of a user allowed everything."""
+    from tests.s3_server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("http_store"), https=False, iam=True) as env:
+        if isinstance(env, str):
+            pytest.skip(env)
+        import boto3
+
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                     aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket="data")
+        yield env
+
+
+@pytest.fixture(scope="module")
+def https_store(tmp_path_factory):
+    """moto's server over HTTPS, its certificate signed by an authority that AWS_CA_BUNDLE names (alone)."""
+    from tests.s3_server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("https_store")) as env:
+        if isinstance(env, str):
+            pytest.skip(env)
+        import boto3
+
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                     aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                     verify=env["AWS_CA_BUNDLE"]).create_bucket(Bucket="data")
+        yield env
+
+
+def use_store(monkeypatch, env: dict[str, str]) -> None:
+    """The user's environment: the store's settings and no other certificate or credential settings."""
+    for key in ("SSL_CERT_FILE", "AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.setenv(key, "")  # noted, so that the test's end restores what was there
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="module")
+def local_metrics(fashion_shards):
+    """The metrics of FULL_BATCH training from the local shards, which the same shards in a store must give."""
+    import os
+
+    from tests.conftest import ROOT, CliResult, run_module
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="160")
+    args = ["data=shards", "data.root=shards", "data.num_workers=0", *FULL_BATCH]
+    result = CliResult(run_module("src.train", args, fashion_shards.parent, env), fashion_shards.parent)
+    assert result.returncode == 0, result.output[-3000:]
+    return metrics_of(result)
 
 
 @needs_fashion_mnist
-def test_shards_uploaded_to_an_s3_server_train_and_cache_their_chunks(fashion_shards, cli_at, cli_in_process,
-                                                                       tmp_path, monkeypatch):
-    from tests.s3_server import s3_server
+def test_shards_written_to_and_trained_from_a_plain_http_store(http_store, local_metrics, cli_at, monkeypatch,
+                                                                tmp_path):
+    use_store(monkeypatch, http_store)
+    written = cli_at("src.shard", *FOLDER, "output=s3://data/fashion", "workers=2")
+    assert written.returncode == 0, written.output[-3000:]
+    assert "fashion shards (324 train, 36 val, 40 test; raw)" in written.stdout
+    cache = tmp_path / "cache"  # two loader workers: each process downloads through its own client
+    result = cli_at("src.train", "data=shards", "data.root=s3://data/fashion", "data.num_workers=2",
+                    f"data.cache_dir={cache}", *FULL_BATCH)
+    assert result.returncode == 0, result.output[-3000:]
+    assert "Traceback" not in result.output
+    assert metrics_of(result)["test/acc"] == local_metrics["test/acc"]
+    assert len(list(cache.rglob("chunk-*.bin"))) >= 3  # a chunk of every split, cached
 
-    with s3_server(tmp_path) as env:
-        if isinstance(env, str):
-            pytest.skip(env)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        import boto3
 
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="data")
-        for path in fashion_shards.rglob("*"):
-            if path.is_file():
-                client.upload_file(str(path), "data", f"fashion/{path.relative_to(fashion_shards).as_posix()}")
-        cache = tmp_path / "cache"
-        result = cli_at("src.train", "data=shards", "data.root=s3://data/fashion", "data.num_workers=0",
-                        f"data.cache_dir={cache}", *FULL_BATCH)
-        assert result.returncode == 0, result.output[-3000:]
-        local = cli_at("src.train", "data=shards", "data.root=shards", "data.num_workers=0", *FULL_BATCH)
-        assert metrics_of(result)["test/acc"] == metrics_of(local)["test/acc"]
-        assert len(list(cache.rglob("chunk-*.bin"))) >= 3  # a chunk of every split, cached
-        one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/fashion", "train=false",
-                                    "test=false", "data.max_cache_size=1KB"), "is smaller than one chunk")
-        one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/elsewhere", "train=false"),
-                     "holds no image shards")
+@needs_fashion_mnist
+def test_a_failed_upload_names_the_file_and_training_says_what_is_missing(http_store, fashion_shards, cli_at,
+                                                                          cli_in_process, monkeypatch):
+    from tests.s3_server import user_keys
+
+    use_store(monkeypatch, http_store)
+    # Keys that may write anywhere in the bucket but in the validation split of s3://data/denied.
+    denied = user_keys(http_store, "no-val", [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": ["arn:aws:s3:::data", "arn:aws:s3:::data/*"]},
+        {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::data/denied/val/*"}])
+    for key, value in denied.items():
+        monkeypatch.setenv(key, value)
+    failed = cli_at("src.shard", *FOLDER, "output=s3://data/denied", "workers=2")
+    line = assert_one_sentence(failed, "the upload of the shards stopped", "s3://data/denied/val/chunk-",
+                               "(AccessDenied)", "use keys that may")
+    assert "again" not in line
+    told = assert_one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/denied"),
+                               "holds an unfinished write of the fashion shards (missing: val, test, shards.json)",
+                               "uploading s3://data/denied/val/chunk-", "(AccessDenied) failed",
+                               "once the store accepts that upload")
+    assert len(told) < 400, told
+    # Once the store takes the uploads, the command that training named finishes the shards.
+    for key in denied:
+        monkeypatch.setenv(key, http_store[key])
+    finished = cli_at("src.shard", *FOLDER, "output=s3://data/denied", "workers=2")
+    assert finished.returncode == 0 and "fashion shards (324 train" in finished.stdout, finished.output[-3000:]
+
+
+@needs_fashion_mnist
+def test_an_unreachable_or_refusing_store_ends_in_one_sentence_before_any_work(http_store, https_store,
+                                                                               cli_in_process, monkeypatch,
+                                                                               tmp_path):
+    from tests.s3_server import free_port
+
+    train = ["src.train", "data=shards", "data.root=s3://data/fashion"]
+    shard = ["src.shard", "data=digits", "output=s3://data/digits"]
+    use_store(monkeypatch, http_store)
+    right = http_store["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", right[:-1] + ("x" if right[-1] != "x" else "y"))
+    for command in (train, shard):
+        assert_one_sentence(cli_in_process(*command), f"the object store at {http_store['AWS_ENDPOINT_URL']} "
+                            "refused the credentials (SignatureDoesNotMatch); set AWS_ACCESS_KEY_ID and")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
+    assert_one_sentence(cli_in_process(*train), "refused the credentials (")
+    use_store(monkeypatch, http_store)
+    for command in (["src.train", "data=shards", "data.root=s3://missing/fashion"],
+                    ["src.shard", "data=digits", "output=s3://missing/digits"]):
+        assert_one_sentence(cli_in_process(*command), "the bucket of s3://missing does not exist at http://",
+                            "create it (aws s3 mb s3://missing)")
+    nothing = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+    monkeypatch.setenv("AWS_ENDPOINT_URL", nothing)
+    for command in (train, shard):
+        assert_one_sentence(cli_in_process(*command), f"cannot reach the object store at {nothing}",
+                            "AWS_ENDPOINT_URL holds its address")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", http_store["AWS_ENDPOINT_URL"].replace("http://", "https://"))
+    assert_one_sentence(cli_in_process(*train), "does not answer HTTPS",
+                        "set AWS_ENDPOINT_URL to its http:// address")
+
+    use_store(monkeypatch, https_store)
+    monkeypatch.delenv("AWS_CA_BUNDLE")  # the server's authority is trusted nowhere
+    for command in (train, shard):
+        assert_one_sentence(cli_in_process(*command), f"the certificate of the object store at "
+                            f"{https_store['AWS_ENDPOINT_URL']} does not verify ([SSL: CERTIFICATE_VERIFY_FAILED]",
+                            "set AWS_CA_BUNDLE to the PEM file of the authority that signed it")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    assert_one_sentence(cli_in_process(*train), f"AWS_CA_BUNDLE={tmp_path / 'missing.pem'} is not a file")
+
+
+@needs_fashion_mnist
+def test_shards_written_to_and_trained_from_an_https_store_with_aws_ca_bundle_alone(https_store, local_metrics,
+                                                                                    cli_at, cli_in_process,
+                                                                                    tmp_path, monkeypatch):
+    use_store(monkeypatch, https_store)  # AWS_CA_BUNDLE names the authority; SSL_CERT_FILE is not set
+    written = cli_at("src.shard", *FOLDER, "output=s3://data/fashion", "workers=2")
+    assert written.returncode == 0, written.output[-3000:]
+    cache = tmp_path / "cache"
+    result = cli_at("src.train", "data=shards", "data.root=s3://data/fashion", "data.num_workers=0",
+                    f"data.cache_dir={cache}", *FULL_BATCH)
+    assert result.returncode == 0, result.output[-3000:]
+    assert metrics_of(result)["test/acc"] == local_metrics["test/acc"]
+    assert len(list(cache.rglob("chunk-*.bin"))) >= 3  # a chunk of every split, cached
+    one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/fashion", "train=false",
+                                "test=false", "data.max_cache_size=1KB"), "is smaller than one chunk")
+    one_sentence(cli_in_process("src.train", "data=shards", "data.root=s3://data/elsewhere", "train=false"),
+                 "holds no image shards")
 
 
 def test_a_built_in_set_is_sharded_as_its_data_module_splits_it_and_trains(cli, compose):

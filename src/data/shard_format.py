@@ -4,7 +4,7 @@ the data set's description (class names, input shape, normalisation fitted on th
 images are stored, sample counts). `shards.json` is written last: a root without it holds no finished
 shards. `<root>` is a local folder or an `s3://bucket/prefix` URL (the small JSON files go through boto3,
 the chunks through LitData; both read the usual AWS settings: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or
-AWS_PROFILE, and AWS_ENDPOINT_URL for an S3-compatible server)."""
+AWS_PROFILE, AWS_ENDPOINT_URL for an S3-compatible server, AWS_CA_BUNDLE; src/data/object_store.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import numpy as np
 import torch
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import ClientError
 from torchvision.io import ImageReadMode, decode_image, encode_jpeg, encode_png
 
 from src.errors import UserError
@@ -77,25 +76,15 @@ def _s3(url: str) -> tuple[Any, str, str]:
     if parsed.scheme != "s3":
         raise UserError(f"{url}: shards are read from a local folder or an s3:// URL, not {parsed.scheme}://; copy "
                         "them to one of those.")
-    return boto3.client("s3"), parsed.netloc, parsed.path.lstrip("/")
+    from src.data import object_store  # LitData's import time only for remote shards
+
+    return object_store.client(url), parsed.netloc, parsed.path.lstrip("/")
 
 
-def _s3_error(exc: Exception, url: str) -> UserError:
-    """One sentence for what boto3 raised reaching `url`."""
-    if isinstance(exc, NoCredentialsError):
-        return UserError(f"no credentials to read {url}: {CREDENTIALS_HELP}.")
-    if isinstance(exc, EndpointConnectionError):
-        return UserError(f"cannot reach the object store holding {url} ({exc}); check the network, or "
-                         "AWS_ENDPOINT_URL for an S3-compatible server.")
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket",):
-            return UserError(f"the bucket of {url} does not exist; create it or fix the URL.")
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return UserError(f"access to {url} was refused ({code}); {CREDENTIALS_HELP} to keys that may read it.")
-        return UserError(f"the object store refused {url} ({code or exc}); check the URL and your credentials.")
-    return UserError(f"cannot reach {url} ({type(exc).__name__}: {exc}); check the URL, the network and "
-                     "AWS_ENDPOINT_URL.")
+def _s3_error(exc: Exception, url: str, doing: str = "read") -> UserError:
+    from src.data import object_store
+
+    return object_store.explain(exc, url, doing)
 
 
 def read_json(url: str) -> dict[str, Any] | None:
@@ -127,7 +116,7 @@ def write_json(url: str, data: dict[str, Any]) -> None:
     try:
         client.put_object(Bucket=bucket, Key=key, Body=io.BytesIO(text.encode()))
     except Exception as exc:
-        raise _s3_error(exc, url) from None
+        raise _s3_error(exc, url, "write") from None
 
 
 def remove(url: str) -> None:
@@ -146,7 +135,7 @@ def remove(url: str) -> None:
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
     except Exception as exc:
-        raise _s3_error(exc, url) from None
+        raise _s3_error(exc, url, "delete") from None
 
 
 def entries(root: str) -> list[str]:
@@ -168,15 +157,28 @@ def read_metadata(root: str) -> dict[str, Any]:
     """`<root>/shards.json`, checked: one sentence when `root` holds no shards, or shards of another version."""
     meta = read_json(join(root, METADATA))
     if meta is None:
-        unfinished = read_json(join(root, WRITING)) is not None
-        why = "their writing did not finish; run python -m src.shard again with the same settings" if unfinished \
-            else "write them with python -m src.shard data=<data set> output=" + str(root)
-        raise UserError(f"data.root={root} holds no image shards ({METADATA} is missing); {why}.")
+        writing = read_json(join(root, WRITING))
+        if writing is None:
+            raise UserError(f"data.root={root} holds no image shards ({METADATA} is missing); write them with "
+                            f"python -m src.shard data=<data set> output={root}.")
+        raise UserError(unfinished(root, writing))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise UserError(f"data.root={root} holds shards of another format or version ({meta.get('format')!r} "
                         f"version {meta.get('version')!r}; this code reads version {VERSION}); write them again with "
                         "python -m src.shard.")
     return meta
+
+
+def unfinished(root: str, writing: dict[str, Any]) -> str:
+    """What an unfinished write at `root` lacks, and why it stopped where the writer could note it."""
+    missing = [split for split in SPLITS if read_json(join(root, split, "index.json")) is None]
+    lacks = ", ".join([*missing, METADATA])
+    what = f"data.root={root} holds an unfinished write of the {writing.get('name')} shards (missing: {lacks})"
+    if writing.get("stopped"):
+        return (f"{what}, which stopped when uploading {writing['stopped']} failed; once the store accepts that "
+                f"upload, the same python -m src.shard command (output={root}) finishes it.")
+    return (f"{what}, whose writer stopped before its end; the same python -m src.shard command (output={root}) "
+            "finishes it.")
 
 
 def config_value(key: str, data: Any) -> Any:

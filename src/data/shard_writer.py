@@ -6,6 +6,10 @@ default: lossless), JPEG or raw bytes. The normalisation statistics are the data
 the training split. `litdata.optimize` encodes the samples in worker processes (one per core by default)
 with a progress bar.
 
+An s3:// output is checked first (src/data/object_store.py: reachable, certificate, credentials, bucket);
+each split is then written to a local staging folder and uploaded by this process, so that a failed upload
+ends in one sentence naming the file and the error (and is noted in `shards.writing.json` for readers).
+
 Restartable: `shards.writing.json` says what is being written before the first chunk, `shards.json` is
 written after the last; a run stopped in between is started again with the same command (its splits are
 rewritten). An output holding another data set, finished or not, or files of its own, is refused.
@@ -13,16 +17,21 @@ rewritten). An output holding another data set, finished or not, or files of its
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from litdata import optimize
 
+from src.data import object_store
 from src.data import shard_format as fmt
 from src.data.image_files import read_image
 from src.data.sample_loader import usable_cores
@@ -86,9 +95,11 @@ def split_samples(datamodule: Any, split: Any, image_format: str, jpeg_quality: 
 
 
 def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_format: str = "auto",
-                 jpeg_quality: int = 90, workers: int | None = None, chunk_bytes: str = "64MB") -> dict[str, Any]:
+                 jpeg_quality: int = 90, workers: int | None = None, chunk_bytes: str = "64MB",
+                 staging_dir: str | None = None) -> dict[str, Any]:
     """Write every split of `datamodule` to `output`; return the data set's description (shards.json).
-    `source` (the data config that carves the splits) identifies the data set in the output."""
+    `source` (the data config that carves the splits) identifies the data set in the output. An s3:// output
+    is written split by split under `staging_dir` (default: the system's temporary folder) and uploaded."""
     require(image_format in fmt.IMAGE_FORMATS,
             f"image_format must be one of {', '.join(fmt.IMAGE_FORMATS)}, got {image_format!r}.")
     require(isinstance(jpeg_quality, int) and 1 <= jpeg_quality <= 100,
@@ -108,17 +119,23 @@ def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_for
                                               "(input_shape [C, H, W]); src.shard writes image sets.")
     workers = workers or usable_cores()
     counts = {}
-    for name in fmt.SPLITS:
-        split = getattr(datamodule, f"{name}_split")
-        samples = split_samples(datamodule, split, image_format, jpeg_quality)
-        blocks = [(start, min(start + BLOCK, len(split))) for start in range(0, len(split), BLOCK)]
-        target = fmt.join(output, name)
-        fmt.remove(target)  # what an interrupted run left there
-        print(f"{name}: {len(split)} images -> {target}", flush=True)
-        optimize(fn=samples, inputs=blocks, output_dir=target, chunk_bytes=chunk_bytes,
-                 num_workers=min(workers, len(blocks)), mode="overwrite", keep_data_ordered=True,
-                 start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        counts[name] = len(split)
+    remote = fmt.is_remote(output)
+    with tempfile.TemporaryDirectory(prefix="shards-", dir=staging_dir) as staging:
+        for name in fmt.SPLITS:
+            split = getattr(datamodule, f"{name}_split")
+            samples = split_samples(datamodule, split, image_format, jpeg_quality)
+            blocks = [(start, min(start + BLOCK, len(split))) for start in range(0, len(split), BLOCK)]
+            target = fmt.join(output, name)
+            fmt.remove(target)  # what an interrupted run left there
+            # An s3:// split is written to a local folder, then uploaded (object_store.upload_folder).
+            local = str(Path(staging, name)) if remote else target
+            print(f"{name}: {len(split)} images -> {target}", flush=True)
+            optimize(fn=samples, inputs=blocks, output_dir=local, chunk_bytes=chunk_bytes,
+                     num_workers=min(workers, len(blocks)), mode="overwrite", keep_data_ordered=True,
+                     start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            if remote:
+                upload_split(Path(local), target, output, datamodule.name, source)
+            counts[name] = len(split)
     describe = getattr(datamodule.transform, "state", None)
     meta = {
         "format": fmt.FORMAT, "version": fmt.VERSION, "name": datamodule.name,
@@ -130,6 +147,18 @@ def write_shards(datamodule: Any, output: str, source: dict[str, Any], image_for
     fmt.write_json(fmt.join(output, fmt.METADATA), meta)
     fmt.remove(fmt.join(output, fmt.WRITING))
     return meta
+
+
+def upload_split(folder: Path, target: str, output: str, name: str, source: dict[str, Any]) -> None:
+    """Upload a split written to `folder`, then free the disk it took. A failed upload is noted in the
+    output's shards.writing.json (which file, which error), where `data=shards` reports it."""
+    try:
+        object_store.upload_folder(folder, target)
+    except object_store.UploadFailed as failed:
+        with contextlib.suppress(UserError):  # the store may not take that note either
+            fmt.write_json(fmt.join(output, fmt.WRITING), {"name": name, "source": source, "stopped": failed.what})
+        raise
+    shutil.rmtree(folder)
 
 
 def chunk_limit_bytes(size: str | int) -> int:

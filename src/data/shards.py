@@ -27,6 +27,7 @@ import torch
 from hydra.utils import instantiate
 from litdata import StreamingDataLoader, StreamingDataset
 
+from src.data import object_store  # noqa: F401  (registers LitData's s3:// downloader, in every process)
 from src.data import shard_format as fmt
 from src.data.batch_transforms import Compose, Normalize
 from src.data.image_file_dataset import SampleAugment, check_sample_augment
