@@ -34,8 +34,8 @@ from matplotlib.figure import Figure
 from src.errors import UserError, exits_on_user_error
 from src.runs.sweep import Run, collect_runs
 from src.runs.tables import csv_text, markdown_table
-from src.sweeps.report import study_section
 
+SEARCH_SWEEPER_PACKAGE = "hydra_plugins.classify_optuna_sweeper."  # the sweeper of an Optuna search
 DEFAULT_METRICS = (
     "test/acc", "test/loss", "test/f1", "test/precision", "test/recall", "val/acc_best", "val/acc", "val/loss",
 )
@@ -214,12 +214,28 @@ def report(sweep_dir: str | Path, wanted: Sequence[str] | None = None) -> str:
             plot_groups(groups, optimized, root / "report_groups.png")
     header, rows = build_table(runs, columns)
     text = "\n".join(lines) + markdown_table(header, rows) + "\n"
-    study = study_section(root)  # an Optuna search's folder: its trials, best trial(s), importances
+    study = search_section(root)  # an Optuna search's folder: its trials, best trial(s), importances
     text += "\n" + study if study else ""
     (root / "report.md").write_text(text)
     header, rows = build_table(runs, columns, precise=True)
     (root / "report.csv").write_text(csv_text(header, rows))
     return text
+
+
+def search_section(sweep_dir: Path) -> str:
+    """The Optuna study's section of an Optuna search's folder (src/sweeps/report.py); "" for any other folder.
+    The search's code (and Optuna) loads only for a folder whose multirun.yaml names the project's sweeper:
+    the search is an optional feature (docs/development.md#optional-features-and-the-files-they-own)."""
+    from omegaconf import OmegaConf
+
+    try:
+        target = str(OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.get("_target_"))
+    except Exception:  # no multirun.yaml, or not Hydra's: no study (as src/sweeps/report.py reads it)
+        return ""
+    if not target.startswith(SEARCH_SWEEPER_PACKAGE):
+        return ""
+    from src.sweeps.report import study_section
+    return study_section(sweep_dir)
 
 
 @exits_on_user_error

@@ -1,9 +1,9 @@
 """Optuna searches through the CLI as a user types them (`hparams_search=digits_optuna`, 1-epoch trials on
-the 8x8 digits): a search stopped by SIGTERM and started again with the same command keeps its finished
-trials; a trial whose process was killed is failed through its heartbeat and run again; the median pruner
-stops hopeless trials early and the report says so; two objectives give a Pareto front, which
-optuna-dashboard serves over HTTP; two sweep processes share one study in a real PostgreSQL server;
-bad input ends in one sentence."""
+the 8x8 digits): a search runs offline in one sweep folder, its results beside its trials; a search stopped
+by SIGTERM and started again with the same command keeps its finished trials; a trial whose process was
+killed is failed through its heartbeat and run again; the median pruner stops hopeless trials early and the
+report says so; two objectives give a Pareto front, which optuna-dashboard serves over HTTP; two sweep
+processes share one study in a real PostgreSQL server; bad input ends in one sentence."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_optuna_sweep_runs_offline_in_one_folder(cli):
+    result = cli("src.train", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
+                 "callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none")
+    assert result.returncode == 0, result.output[-2000:]
+    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in results and "optimizer.lr" in results
+    assert all((sweep / job / "metrics.json").is_file() for job in "01")  # the trials beside the results
 
 
 def test_a_search_stopped_by_sigterm_continues_with_the_same_command(cli, tmp_path):

@@ -1,7 +1,7 @@
-"""Resume, interruption, failing sweep jobs, determinism, non-finite loss, launchers and Optuna: each
-through the CLI, as a user types it (distributed training: tests/test_ddp_fresh_data_cli.py; faults at
-chosen moments: tests/test_resume_faults_cli.py; sweep folders and requeues:
-tests/test_sweep_folder_cli.py, tests/test_submitit_requeue_cli.py)."""
+"""Resume, interruption, failing sweep jobs, determinism, non-finite loss and launchers: each through the
+CLI, as a user types it (distributed training: tests/test_ddp_fresh_data_cli.py; faults at chosen moments:
+tests/test_resume_faults_cli.py; sweep folders and requeues: tests/test_sweep_folder_cli.py,
+tests/test_submitit_requeue_cli.py; Optuna searches: tests/test_optuna_search_cli.py)."""
 
 import json
 import os
@@ -151,13 +151,3 @@ def test_slurm_launcher_config_composes(tmp_path):
 
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     assert launcher["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"  # in the sweep folder
-
-
-def test_optuna_sweep_runs_offline_in_one_folder(cli):
-    result = cli("src.train", "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
-                 *FAST)
-    assert result.returncode == 0, result.output[-2000:]
-    (sweep,) = (result.cwd / "logs" / "train" / "multiruns").iterdir()
-    results = (sweep / "optimization_results.yaml").read_text()
-    assert "best_params" in results and "optimizer.lr" in results
-    assert all((sweep / job / "metrics.json").is_file() for job in "01")  # the trials beside the results

@@ -11,7 +11,6 @@ from typing import Any
 
 from src.data.image_folder_listing import class_names_of
 from src.errors import UserError, require
-from src.timm_pretrained import pretrained_cfg
 
 
 def image_size_of(image_size: Any, pretrained_model: str | None) -> tuple[int, int]:
@@ -19,6 +18,7 @@ def image_size_of(image_size: Any, pretrained_model: str | None) -> tuple[int, i
     if image_size == "model":
         require(bool(pretrained_model), "data.image_size=model takes the input size of a timm model's pretrained "
                                         "weights, but the model is not model=timm; give data.image_size=SIZE.")
+        from src.timm_pretrained import pretrained_cfg  # model=timm only: an optional feature (docs/development.md)
         _, height, width = pretrained_cfg(str(pretrained_model))["input_size"]
         return int(height), int(width)
     sizes = [image_size, image_size] if isinstance(image_size, int) and not isinstance(image_size, bool) \
@@ -62,6 +62,7 @@ def normalisation_of(value: Any, key: str, pretrained_model: str | None, channel
     if value == "model":
         require(bool(pretrained_model), f"data.{key}=model takes the normalisation of a timm model's pretrained "
                                         "weights, but the model is not model=timm; give the values or null.")
+        from src.timm_pretrained import pretrained_cfg  # model=timm only
         values = [float(v) for v in pretrained_cfg(str(pretrained_model))[key]]
         return values if channels == len(values) else [sum(values) / len(values)] * channels
     require(isinstance(value, Sequence) and not isinstance(value, str) and len(value) == channels,

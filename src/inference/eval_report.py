@@ -12,7 +12,6 @@ from src.callbacks.tensorboard_reports import prediction_grid
 from src.figures.plots import confusion_matrix_figure, learning_curves_figure, save_png, to_rgb
 from src.figures.reliability import reliability_figure
 from src.inference.test_predictions import test_probabilities, top_losses_figure
-from src.inspection.top_losses_cam import top_losses_cam_figure
 from src.models.calibration import calibration_metrics, reliability_bins
 from src.models.metrics import per_class_metrics
 from src.runs.history import read_history
@@ -62,7 +61,8 @@ def write_test_predictions(out_dir: Path, trainer, model, datamodule, probabilit
     else:
         print("top_losses.png skipped: no test image is predicted wrong (or the data set does not hold images).",
               flush=True)
-    if cam:
+    if cam:  # the class activation maps (src/inspection/, an optional feature) load only for cam=true
+        from src.inspection.top_losses_cam import top_losses_cam_figure
         figure = top_losses_cam_figure(datamodule, model, probabilities, names, source)
         if figure is not None:
             save_png(figure, out_dir / "top_losses_cam.png")
