@@ -5,7 +5,9 @@ trial (`+callbacks.optuna_trial.storage=... study_name=... trial=N monitor=... p
 learns them from its own config. A pruned job stops as early stopping stops it (after the validation
 in progress; its best checkpoint is still tested), writes `pruned.json` ("pruned at epoch N") in its run
 folder, and the sweeper tells the study that the trial was PRUNED. Each validation also records the
-number of epochs run as the trial's `epochs` attribute.
+number of epochs run as the trial's `epochs` attribute. `command` is the search's own command: a job
+stopped by a signal names it as the way to resume (it queues the trial again), not `ckpt_path=...`, which
+would train the trial outside its study.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, trial_of
 
 class OptunaTrial(L.Callback):
     def __init__(self, storage: str, study_name: str, trial: int, monitor: str, pruner: str = "none",
-                 pruner_args: dict[str, Any] | None = None) -> None:
+                 pruner_args: dict[str, Any] | None = None, command: str | None = None) -> None:
         self.storage, self.study_name, self.number, self.monitor = storage, study_name, int(trial), monitor
+        self.resume_command = command  # what CheckpointOnInterrupt names to resume
         self.pruner, self.pruner_args = pruner, dict(pruner_args or {})
         self.trial: Any = None
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def unwritable_reason(folder: Path) -> str | None:
     """Why `folder` cannot be created and written to, or None if it can (it is created)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
+        probe = folder / f".write_test.{os.getpid()}"  # one per process: several may share a sweep folder
         probe.touch()
         probe.unlink()
     except OSError as exc:
