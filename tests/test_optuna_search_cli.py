@@ -342,10 +342,10 @@ def test_two_sweep_processes_share_one_study_in_postgresql(postgres_url, cli, tm
 
 @pytest.mark.parametrize("storage", ["postgresql", "sqlite"])
 def test_three_processes_start_one_search_on_a_new_database_at_once(request, tmp_path, storage):
-    # The command the docs give for several processes, three times at once in one folder: the first to create
+    # The commands the docs give for several processes, three times at once in one folder: the first to create
     # the database's tables is not alone, and every process seeds its sampler with the config's seed.
-    url = request.getfixturevalue("postgres_url") if storage == "postgresql" else None
-    command = [*SEARCH, "hydra.sweeper.n_trials=6", *([f"hydra.sweeper.storage={url}"] if url else [])]
+    url = request.getfixturevalue("postgres_url") if storage == "postgresql" else "sqlite:///studies.db"
+    command = [*SEARCH, "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage={url}"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0")
     workers = [subprocess.Popen([sys.executable, "-m", "src.train", *command], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
@@ -353,11 +353,12 @@ def test_three_processes_start_one_search_on_a_new_database_at_once(request, tmp
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
     sweep = tmp_path / "logs" / "train" / "multiruns" / "digits_mlp"
-    study = optuna.load_study(study_name="digits_mlp", storage=url or f"sqlite:///{sweep / 'optuna.db'}")
-    assert states(study) == ["COMPLETE"] * 6
+    study = optuna.load_study(study_name="digits_mlp", storage=url.replace("///", f"///{tmp_path}/"))
+    # At least 6: processes that count the study and ask at the same moment may each add the last one.
+    assert len(study.trials) >= 6 and set(states(study)) == {"COMPLETE"}, states(study)
     assert distinct(study), [t.params for t in study.trials]  # no process asked another's parameters
     ran = sorted(int(p.name) for p in sweep.iterdir() if p.name.isdigit())
-    assert ran == list(range(6))
+    assert ran == list(range(len(study.trials)))
 
 
 @pytest.mark.parametrize("search", sorted(p.stem for p in (ROOT / "conf" / "hparams_search").glob("*.yaml")))
