@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
+from optuna.exceptions import UpdateFinishedTrialError
 
 from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, trial_of
 
@@ -49,12 +50,16 @@ class OptunaTrial(L.Callback):
         if self.trial is None:
             return False
         epochs = trainer.current_epoch + 1
-        self.trial.set_user_attr("epochs", epochs)
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None or self.pruner == "none" or not math.isfinite(float(value)):
-            return False
-        self.trial.report(float(value), step=epochs)
-        if not self.trial.should_prune():
+        try:
+            self.trial.set_user_attr("epochs", epochs)
+            if value is None or self.pruner == "none" or not math.isfinite(float(value)):
+                return False
+            self.trial.report(float(value), step=epochs)
+            if not self.trial.should_prune():
+                return False
+        except UpdateFinishedTrialError:  # failed by another process (a heartbeat came late), queued again
+            self.trial = None
             return False
         message = f"pruned at epoch {epochs}: {self.monitor}={float(value):.4f}"
         folder = Path(trainer.default_root_dir)

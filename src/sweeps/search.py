@@ -200,18 +200,27 @@ def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: A
         record = read_record(job_dir)
         values = job_values(record, search.metrics)
         if (job_dir / PRUNED_FILE).is_file():
-            study.tell(trial, state=TrialState.PRUNED)  # not a failure: the pruner stopped it
+            tell(study, trial, state=TrialState.PRUNED)  # not a failure: the pruner stopped it
         elif values is not None:
-            study.tell(trial, values=values)
+            tell(study, trial, values=values)
         else:
             log.warning(f"Trial {trial.number} failed (no value of {', '.join(search.metrics)}): see {job_dir}")
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             failed.append((trial.number, failure(record, search.metrics)))
             if ret.status == JobStatus.FAILED and record is None:
                 faults.append(ret)
     for ret in faults:  # a fault in the code (not recorded as the job's failure) stops the search, as it stops a sweep
         _ = ret.return_value  # raises the job's exception
     return failed
+
+
+def tell(study: optuna.Study, trial: optuna.trial.Trial, **ending: Any) -> None:
+    """Tell the study how `trial` ended, unless another process failed it meanwhile (its heartbeat came
+    late: that process took this one for dead and queued the trial again)."""
+    told = study.tell(trial, skip_if_finished=True, **ending)
+    if told.state == TrialState.FAIL and ending.get("state") != TrialState.FAIL:
+        log.warning(f"Trial {trial.number} was failed by another process (its heartbeat came more than "
+                    "2 x heartbeat_s late) and queued again; its result here is not kept.")
 
 
 def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:

@@ -35,7 +35,7 @@ from src.runs.sweep import PRUNED_FILE  # noqa: F401  (in a pruned trial's job f
 
 DEFAULT_FILE = "optuna.db"
 CREATE_TRIES = 8  # attempts at creating the tables of a new database
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)  # a dead process's trial runs again, up to 3 times
@@ -254,7 +254,8 @@ def open_study(storage: Any, name: str, url: str, directions: Sequence[str], sam
     where = f"the study {name} in {shown(url)}"
     require(theirs == list(directions), f"{where} optimises in direction {theirs}, not {list(directions)}; name "
                                         "another study with hydra.sweeper.study_name=NAME or set its direction.")
-    for trial in study.get_trials(deepcopy=False, states=FINISHED):  # a running one may hold some params only
+    # A running trial may hold some params only, and so may a failed one (its process killed while it asked).
+    for trial in study.get_trials(deepcopy=False, states=FINISHED):
         if trial.distributions and trial.distributions != dict(space):
             differ = sorted(set(trial.distributions.items()) ^ set(space.items()), key=str)
             names = sorted({k for k, _ in differ})
