@@ -77,9 +77,10 @@ def worker(index: int, url: str, args: argparse.Namespace, events: Path) -> None
     """One search process: the project's study code, a simulated training per trial; each ask and tell
     appended (and flushed) to `events` as it happens."""
     import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    from src.sweeps.search import Heartbeat, Search, next_trials, wait_for_others
+    from src.sweeps.search import Heartbeat, Search, next_trials, tell, wait_for_others
     from src.sweeps.space import search_space
     from src.sweeps.study import make_pruner, open_storage, open_study, search_sampler
 
@@ -109,11 +110,14 @@ def worker(index: int, url: str, args: argparse.Namespace, events: Path) -> None
             for epoch in range(1, EPOCHS + 1):
                 time.sleep(rng.uniform(0.05, 0.25))
                 value = quality * (1 + 1 / epoch) + rng.gauss(0, 0.05)
-                trial.report(value, epoch)
-                if trial.should_prune():
-                    state = TrialState.PRUNED
+                try:
+                    trial.report(value, epoch)
+                    if trial.should_prune():
+                        state = TrialState.PRUNED
+                        break
+                except UpdateFinishedTrialError:  # failed by another worker (a late heartbeat), as the job stops
                     break
-        study.tell(trial, values=value if state == TrialState.COMPLETE else None, state=state)
+        tell(study, trial, **({"values": value} if state == TrialState.COMPLETE else {"state": state}))
         log.write(json.dumps({"event": "tell", "trial": trial.number, "t": time.time()}) + "\n")
 
 
@@ -213,6 +217,8 @@ def check(args, url, events, pids, kills, exits, peak, started, ended, finished)
                  and len(t.system_attrs.get("retry_history", [])) < MAX_RETRY]
     told = [e["trial"] for e in tells]
     own = [tuple(sorted(t.params.items())) for t in trials if "failed_trial" not in t.system_attrs]
+    twice = sorted({t.number for t in trials if "failed_trial" not in t.system_attrs
+                    and own.count(tuple(sorted(t.params.items()))) > 1})
     # A killed worker's trial: asked, never told; how long it stayed RUNNING after the kill.
     running_after_kill = []
     for victim, at in kills.items():
@@ -243,7 +249,7 @@ def check(args, url, events, pids, kills, exits, peak, started, ended, finished)
         "asks": len(asks), "tells": len(tells), "asks_per_s": round(len(asks) / span, 2),
         "tells_per_s": round(len(tells) / span, 2), "peak_connections": peak,
         "longest_running_after_kill_s": round(worst, 2), "longest_retry_chain": retry_chain,
-        "worker_errors": len(crashed), "checks": checks,
+        "worker_errors": len(crashed), "trials_with_parameters_asked_twice": twice, "checks": checks,
     }
 
 
@@ -252,7 +258,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=100)
     parser.add_argument("--kills", type=int, default=None, help="workers killed (default: a fifth)")
     parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--heartbeat", type=int, default=2, help="heartbeat_s of every worker")
+    parser.add_argument("--heartbeat", type=int, default=10, help="heartbeat_s of every worker")
     parser.add_argument("--deadline", type=float, default=300, help="seconds before the rest is stopped")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--no-write", action="store_true", help="print only")
