@@ -138,8 +138,12 @@ class CheckpointOnInterrupt(L.Callback):
             self._saving_mid_validation = False
         if trainer.is_global_zero:
             where = "during validation of" if trainer.validating else "in"
+            # A search's trial resumes through the search (it queues the trial again), not on its own.
+            search = next((c.resume_command for c in trainer.callbacks if getattr(c, "resume_command", None)), None)
+            hint = (f"Resume the search with its own command: {search}" if search
+                    else f"Resume with: python -m src.train ckpt_path={shlex.quote(str(path))}")
             print(f"\nInterrupted {where} epoch {trainer.current_epoch}, step {trainer.global_step}: saved {path}\n"
-                  f"Resume with: python -m src.train ckpt_path={shlex.quote(str(path))}", flush=True)
+                  f"{hint}", flush=True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._saving_mid_validation:

@@ -5,7 +5,9 @@ trial (`+callbacks.optuna_trial.storage=... study_name=... trial=N monitor=... p
 learns them from its own config. A pruned job stops as early stopping stops it (after the validation
 in progress; its best checkpoint is still tested), writes `pruned.json` ("pruned at epoch N") in its run
 folder, and the sweeper tells the study that the trial was PRUNED. Each validation also records the
-number of epochs run as the trial's `epochs` attribute.
+number of epochs run as the trial's `epochs` attribute. `command` is the search's own command: a job
+stopped by a signal names it as the way to resume (it queues the trial again), not `ckpt_path=...`, which
+would train the trial outside its study.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
+from optuna.exceptions import UpdateFinishedTrialError
 
 from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, trial_of
 
 
 class OptunaTrial(L.Callback):
     def __init__(self, storage: str, study_name: str, trial: int, monitor: str, pruner: str = "none",
-                 pruner_args: dict[str, Any] | None = None) -> None:
+                 pruner_args: dict[str, Any] | None = None, command: str | None = None) -> None:
         self.storage, self.study_name, self.number, self.monitor = storage, study_name, int(trial), monitor
+        self.resume_command = command  # what CheckpointOnInterrupt names to resume
         self.pruner, self.pruner_args = pruner, dict(pruner_args or {})
         self.trial: Any = None
 
@@ -46,12 +50,16 @@ class OptunaTrial(L.Callback):
         if self.trial is None:
             return False
         epochs = trainer.current_epoch + 1
-        self.trial.set_user_attr("epochs", epochs)
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None or self.pruner == "none" or not math.isfinite(float(value)):
-            return False
-        self.trial.report(float(value), step=epochs)
-        if not self.trial.should_prune():
+        try:
+            self.trial.set_user_attr("epochs", epochs)
+            if value is None or self.pruner == "none" or not math.isfinite(float(value)):
+                return False
+            self.trial.report(float(value), step=epochs)
+            if not self.trial.should_prune():
+                return False
+        except UpdateFinishedTrialError:  # failed by another process (a heartbeat came late), queued again
+            self.trial = None
             return False
         message = f"pruned at epoch {epochs}: {self.monitor}={float(value):.4f}"
         folder = Path(trainer.default_root_dir)

@@ -6,6 +6,7 @@ starts the jobs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def unwritable_reason(folder: Path) -> str | None:
     """Why `folder` cannot be created and written to, or None if it can (it is created)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
+        probe = folder / f".write_test.{os.getpid()}"  # one per process: several may share a sweep folder
         probe.touch()
         probe.unlink()
     except OSError as exc:

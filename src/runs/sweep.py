@@ -15,6 +15,7 @@ from src.runs.record import read_record
 
 # What an Optuna search gives each job to reach its trial (src/sweeps/search.py): not the job's settings.
 SEARCH_PLUMBING = "+callbacks.optuna_trial."
+PRUNED_FILE = "pruned.json"  # a pruned job's folder: when and why (src/callbacks/optuna_trial.py)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Run:
     optimized_metric: str | None = None
     optimized_mode: str = "max"
     failed: bool = False
+    pruned: bool = False  # an Optuna search's job its pruner stopped early (its `pruned.json`)
     error: str | None = None  # the failed job's error (its failed.json)
     wall_time_s: float | None = None  # from the run record
     device: str | None = None
@@ -35,7 +37,7 @@ class Run:
     @property
     def status(self) -> str:
         if not self.failed:
-            return "ok"
+            return "pruned" if self.pruned else "ok"
         return f"failed: {self.error}" if self.error else "failed (no metrics.json)"
 
     def score(self) -> float | None:
@@ -91,6 +93,7 @@ def read_run(job: Path) -> Run:
             config = {}
     run.optimized_mode = str(config.get("optimized_mode") or "max").lower()
     run.optimized_metric = config.get("optimized_metric")
+    run.pruned = (job / PRUNED_FILE).is_file()
     record = read_record(job)
     if record is not None and record.finished:
         run.metrics = record.metrics

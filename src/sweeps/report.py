@@ -31,14 +31,17 @@ def load_search(sweep_dir: Path) -> optuna.Study | None:
 
 
 def _note(trial: FrozenTrial, sweep_dir: Path) -> str:
+    """"retry of trial N" (a trial queued again after its process stopped or died) and how a pruned trial ended."""
+    notes = []
+    if "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs:
+        notes.append(f"retry of trial {trial.user_attrs.get('retry_of', trial.system_attrs.get('failed_trial'))}")
     pruned = sweep_dir / str(trial.number) / PRUNED_FILE
     if trial.state == TrialState.PRUNED:
         if pruned.is_file():
-            return json.loads(pruned.read_text())["message"]
-        return f"pruned at epoch {trial.last_step}" if trial.last_step is not None else "pruned"
-    if "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs:
-        return f"retry of trial {trial.user_attrs.get('retry_of', trial.system_attrs.get('failed_trial'))}"
-    return ""
+            notes.append(json.loads(pruned.read_text())["message"])
+        else:
+            notes.append(f"pruned at epoch {trial.last_step}" if trial.last_step is not None else "pruned")
+    return "; ".join(notes)
 
 
 def _value(value: object) -> str:

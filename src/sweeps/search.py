@@ -3,8 +3,11 @@ the configured launcher, tell the study how each ended.
 
 `n_trials` counts the whole study: finished and pruned trials (of this process, an earlier run of the
 same command, or another process sharing the study) and those running now; a failed trial does not
-count, and a trial whose process died is queued again (src/sweeps/study.py). Trial N runs in the job
-folder `<sweep folder>/N`. A single-objective job reports its metric after every validation to its
+count, and a trial whose process died is queued again (src/sweeps/study.py). After `max_failed_trials`
+failed trials of its own the search stops with the last one's reason. A process with nothing left to
+ask waits while trials of other processes run (a database with heartbeats): one that died has its
+trial failed and queued again, and the waiting process runs it. Trial N runs in the job folder
+`<sweep folder>/N`. A single-objective job reports its metric after every validation to its
 trial and stops when the pruner says so (src/callbacks/optuna_trial.py); it learns its study from the
 `+callbacks.optuna_trial.*` overrides given here.
 """
@@ -13,7 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +36,7 @@ from src.config.sweep_folder import quoted_override_value
 from src.errors import UserError, require
 from src.runs.record import RunRecord, read_record
 from src.sweeps.space import search_space, trial_overrides
-from src.sweeps.study import PRUNED_FILE, make_pruner, make_sampler, open_storage, open_study, shown, storage_url
+from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, open_study, search_sampler, shown, storage_url
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # a WAITING one is asked for next
@@ -99,6 +105,7 @@ class Search:
     n_trials: int
     n_jobs: int
     heartbeat_s: int | None
+    max_failed_trials: int
 
 
 def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig) -> Search:
@@ -120,20 +127,26 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
     require(len(metrics) == 1 or pruner_name == "none",
             f"Optuna prunes single-objective studies only; set hydra.sweeper.pruner=none for {len(metrics)} metrics.")
     sampler_setting = settings.get("sampler")
-    sampler = make_sampler(OmegaConf.to_container(sampler_setting) if isinstance(sampler_setting, DictConfig)
-                           else sampler_setting, settings.get("seed"))
+    sampler = search_sampler(OmegaConf.to_container(sampler_setting) if isinstance(sampler_setting, DictConfig)
+                             else sampler_setting, settings.get("seed"))
+    max_failed = settings.get("max_failed_trials", 3)
+    require(isinstance(max_failed, int) and max_failed >= 1, f"hydra.sweeper.max_failed_trials={max_failed} is "
+            "not a whole number above 0; give how many failed trials stop the search, e.g. 3.")
     storage = open_storage(url, settings.get("heartbeat_s"))
+    if settings.get("heartbeat_s") and isinstance(storage, optuna.storages.RDBStorage):
+        sampler.heartbeat_storage = storage
     study = open_study(storage, settings.study_name, url, directions, sampler, pruner, space)
     study.set_user_attr("metrics", list(metrics))
     log.info(f"Study {study.study_name} in {shown(url)}: {settings.n_trials} trials, {', '.join(directions)} "
-             f"{', '.join(metrics)}, sampler {type(sampler).__name__}, pruner {pruner_name}")
+             f"{', '.join(metrics)}, sampler {type(sampler.sampler).__name__}, pruner {pruner_name}")
+    command = shlex.join(["python", "-m", f"src.{config.hydra.job.name}", *sys.argv[1:]])  # a stopped trial's hint
     trial_callback = dict(_target_="src.callbacks.optuna_trial.OptunaTrial", storage=url, study_name=study.study_name,
-                          monitor=metrics[0], pruner=pruner_name)
+                          monitor=metrics[0], pruner=pruner_name, command=command)
     job_overrides = [*fixed, *(f"+callbacks.optuna_trial.{k}={quoted_override_value(str(v))}"
                                for k, v in trial_callback.items()),
                      *(f"+callbacks.optuna_trial.pruner_args.{k}={v}" for k, v in pruner_args.items())]
     return Search(study, storage, space, job_overrides, metrics, sweep_dir, int(settings.n_trials),
-                  int(settings.n_jobs), settings.get("heartbeat_s"))
+                  int(settings.n_jobs), settings.get("heartbeat_s"), max_failed)
 
 
 def next_trials(search: Search) -> list[optuna.trial.Trial]:
@@ -148,8 +161,26 @@ def next_trials(search: Search) -> list[optuna.trial.Trial]:
         return [study.ask(search.space) for _ in range(min(search.n_jobs, search.n_trials - counted))]
 
 
-def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: Any) -> None:
-    """Launch one job per trial (trial N in `<sweep folder>/N`) and tell the study how each ended."""
+def failure(record: RunRecord | None, metrics: Sequence[str]) -> str:
+    """Why a job gave its trial no value: its error, or the metric its record lacks."""
+    if record is None:
+        return "the job wrote neither metrics.json nor failed.json"
+    if not record.finished:
+        return " ".join(str(record.error or "the job failed").split())[:160]
+    for metric in metrics:
+        value = record.metrics.get(metric, getattr(record, metric, None))
+        if value is None:
+            recorded = sorted(record.metrics)
+            return (f"no run recorded {metric}; the runs record {', '.join(recorded[:8])}"
+                    + (", ..." if len(recorded) > 8 else ""))
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{metric} was {value}"
+    return "no value"
+
+
+def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: Any) -> list[tuple[int, str]]:
+    """Launch one job per trial (trial N in `<sweep folder>/N`) and tell the study how each ended; the
+    failed ones (number, reason)."""
     study = search.study
     jobs = [[*search.job_overrides, *trial_overrides(t.params), f"+callbacks.optuna_trial.trial={t.number}",
              f"hydra.sweep.subdir={t.number}"] for t in trials]
@@ -163,30 +194,62 @@ def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: A
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
-    faults = []
+    faults, failed = [], []
     for trial, ret in zip(trials, returns):
         job_dir = search.sweep_dir / str(trial.number)
         record = read_record(job_dir)
         values = job_values(record, search.metrics)
         if (job_dir / PRUNED_FILE).is_file():
-            study.tell(trial, state=TrialState.PRUNED)  # not a failure: the pruner stopped it
+            tell(study, trial, state=TrialState.PRUNED)  # not a failure: the pruner stopped it
         elif values is not None:
-            study.tell(trial, values=values)
+            tell(study, trial, values=values)
         else:
             log.warning(f"Trial {trial.number} failed (no value of {', '.join(search.metrics)}): see {job_dir}")
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
+            failed.append((trial.number, failure(record, search.metrics)))
             if ret.status == JobStatus.FAILED and record is None:
                 faults.append(ret)
     for ret in faults:  # a fault in the code (not recorded as the job's failure) stops the search, as it stops a sweep
         _ = ret.return_value  # raises the job's exception
+    return failed
+
+
+def tell(study: optuna.Study, trial: optuna.trial.Trial, **ending: Any) -> None:
+    """Tell the study how `trial` ended, unless another process failed it meanwhile (its heartbeat came
+    late: that process took this one for dead and queued the trial again)."""
+    told = study.tell(trial, skip_if_finished=True, **ending)
+    if told.state == TrialState.FAIL and ending.get("state") != TrialState.FAIL:
+        log.warning(f"Trial {trial.number} was failed by another process (its heartbeat came more than "
+                    "2 x heartbeat_s late) and queued again; its result here is not kept.")
 
 
 def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig, launcher: Any) -> None:
     """Run the search `settings` (hydra.sweeper) until its study holds `n_trials` trials."""
     search = open_search(settings, arguments, config)
-    while trials := next_trials(search):
-        run_trials(search, trials, launcher)
+    failed: list[tuple[int, str]] = []
+    while True:
+        trials = next_trials(search)
+        if not trials and not wait_for_others(search):
+            break
+        failed += run_trials(search, trials, launcher) if trials else []
+        if len(failed) >= search.max_failed_trials:
+            number, reason = failed[-1]
+            raise UserError(f"{len(failed)} trials of this search failed (the last, trial {number}: {reason}); fix "
+                            "that and run the same command again, or allow more with "
+                            "hydra.sweeper.max_failed_trials=N.")
     write_results(search.study, search.sweep_dir, search.metrics)
+
+
+def wait_for_others(search: Search) -> bool:
+    """Whether trials of other processes still run (a database with heartbeats), after a pause: one may
+    be of a dead process, failed and queued again once its heartbeat is `2 * heartbeat_s` old."""
+    if not search.heartbeat_s or not isinstance(search.storage, optuna.storages.RDBStorage):
+        return False
+    running = search.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if running:
+        log.info(f"Waiting for {len(running)} trial(s) of other processes: {', '.join(str(t.number) for t in running)}")
+        time.sleep(max(1.0, search.heartbeat_s / 4))
+    return bool(running)
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, metrics: Sequence[str]) -> None:

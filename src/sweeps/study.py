@@ -12,24 +12,30 @@ and queued again with the same parameters.
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from hydra.utils import instantiate
 from optuna.distributions import BaseDistribution
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, require
+from src.runs.sweep import PRUNED_FILE  # noqa: F401  (in a pruned trial's job folder: when and why)
 
 DEFAULT_FILE = "optuna.db"
-PRUNED_FILE = "pruned.json"  # in a pruned trial's job folder: when and why
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+CREATE_TRIES = 8  # attempts at creating the tables of a new database
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)  # a dead process's trial runs again, up to 3 times
@@ -68,28 +74,81 @@ def shown(url: str) -> str:
 
 
 def open_storage(url: str, heartbeat_s: int | None = None) -> RDBStorage | JournalStorage:
-    """Optuna's storage behind `url` (a connection is made now: a server that cannot be reached is said here)."""
+    """Optuna's storage behind `url`, its tables created when absent (a connection is made now: a server that
+    cannot be reached is said here). Several processes may open a new database at the same moment: the one
+    whose table creation loses the race tries again and finds the tables made."""
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:")).expanduser()
         require(path.parent.is_dir(), f"hydra.sweeper.storage={url}: there is no folder {path.parent} for the "
                                       "journal file; create it (on the filesystem every machine shares).")
-        return JournalStorage(JournalFileBackend(str(path)))
+        # Optuna writes the file and, to lock it, links beside it: both need the folder writable.
+        reason = unwritable_reason(path.parent)
+        try:
+            if reason is None:
+                return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+        raise UserError(f"hydra.sweeper.storage={url}: cannot write the journal file {path} ({reason}); name a "
+                        "journal file in a folder this user may write to.")
     require("://" in url, f"hydra.sweeper.storage={url} is neither a database URL (postgresql://user@host:port/db, "
                           "mysql+pymysql://..., sqlite:///file.db) nor journal:PATH; use one of those, or null for "
                           "a SQLite file in the sweep folder.")
+    require(heartbeat_s is None or (isinstance(heartbeat_s, int) and heartbeat_s > 0),
+            f"hydra.sweeper.heartbeat_s={heartbeat_s} is not a whole number of seconds above 0; give one (e.g. 60), "
+            "or null for no heartbeat (a trial of a dead process then stays running).")
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).expanduser().parent
+        require(folder.is_dir(), f"hydra.sweeper.storage={url}: there is no folder {folder} for the SQLite file; "
+                                 "create it, or name a file in an existing folder.")
+    connect = {"connect_args": {"connect_timeout": 10}} if url.startswith(("postgresql", "mysql")) else {}
+    check_connection(url, connect)
     heartbeat = dict(heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
                      heartbeat_stale_trial_callback=RETRY) if heartbeat_s else {}
-    connect = {"connect_args": {"connect_timeout": 10}} if url.startswith(("postgresql", "mysql")) else {}
+    for attempt in range(CREATE_TRIES):
+        try:
+            with warnings.catch_warnings():  # Optuna marks heartbeats experimental (since 2.8)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=connect, **heartbeat)
+        except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # lost the race to create the tables
+            reason = _reason(exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc)
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+        except RuntimeError as exc:  # the schema check: tables of another Optuna version
+            raise UserError(f"the study database {shown(url)} was made by another Optuna version ({_reason(exc)}); "
+                            "upgrade it with: optuna storage upgrade --storage <its URL>, or use "
+                            "another database.") from None
+    raise UserError(f"cannot create Optuna's tables in {shown(url)} ({reason}); check that this user may create "
+                    "tables in that database (PostgreSQL: GRANT CREATE ON SCHEMA public TO the user).")
+
+
+def _reason(exc: BaseException | None) -> str:
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+
+
+def check_connection(url: str, engine_kwargs: Mapping[str, Any]) -> None:
+    """Connect once to `url`: a URL SQLAlchemy cannot read, a driver not installed and a server that cannot
+    be reached each end in their own sentence."""
     try:
-        with warnings.catch_warnings():  # Optuna marks heartbeats experimental (since 2.8)
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=connect, **heartbeat)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-        raise UserError(f"cannot open the study database {shown(url)} ({type(exc).__name__}: {reason}); check that "
-                        "the server runs and is reachable at that host and port, that the user, password and "
-                        "database exist, and that its driver is installed (psycopg for PostgreSQL, PyMySQL "
-                        "for MySQL).") from None
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    except ImportError as exc:
+        raise UserError(f"the database driver for {shown(url)} is not installed ({exc}); install it (PostgreSQL: "
+                        "pip install -e '.[postgres]' with a URL postgresql+psycopg://..., MySQL: pip install "
+                        "pymysql with mysql+pymysql://...).") from None
+    except ArgumentError as exc:  # also an unknown dialect (NoSuchModuleError)
+        raise UserError(f"hydra.sweeper.storage={shown(url)} is not a database URL SQLAlchemy reads ({_reason(exc)}); "
+                        "write it as dialect+driver://user:password@host:port/database, e.g. "
+                        "postgresql+psycopg://me@dbhost:5432/studies.") from None
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        if url.startswith("sqlite"):
+            raise UserError(f"cannot open the SQLite file of {shown(url)} ({_reason(exc)}); check that this user may "
+                            "write to it and to its folder.") from None
+        raise UserError(f"cannot open the study database {shown(url)} ({type(exc).__name__}: {_reason(exc)}); "
+                        "check that the server runs and is reachable at that host and port, and that the user, "
+                        "password and database exist.") from None
+    finally:
+        engine.dispose()
 
 
 def make_pruner(name: str, args: Mapping[str, Any] | None = None) -> optuna.pruners.BasePruner:
@@ -126,6 +185,65 @@ def make_sampler(setting: Any, seed: int | None) -> optuna.samplers.BaseSampler:
     return sampler
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial `number`'s draws in a search seeded with `seed`."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "big")
+
+
+class SearchSampler(optuna.samplers.BaseSampler):
+    """The configured sampler (`build(seed)` makes it), drawing each trial from its own random stream.
+
+    With a seed, trial N draws with the seed `trial_seed(seed, N)`: a study numbers its trials once, so
+    processes sharing a study, and a search continued later, never draw the same stream (a sampler built
+    with the same seed in each would ask every process for the same parameters), and one process on a new
+    study asks the same trials every time. A sampler that places its draws by the study's own count
+    (QMC) keeps the one seed, as every process of its study must. A new trial's first heartbeat is
+    recorded as soon as the trial exists (`heartbeat_storage`, a database with heartbeats), so that the
+    trial of a process killed while it asks goes stale like any other."""
+
+    SHARED_SEED = (optuna.samplers.QMCSampler,)
+
+    def __init__(self, build: Any, seed: int | None) -> None:
+        self.build, self.seed, self.number = build, seed, None
+        self.sampler: optuna.samplers.BaseSampler = build(seed)
+        self.heartbeat_storage: Any = None
+
+    def _for(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
+        if self.seed is not None and trial.number != self.number and not isinstance(self.sampler, self.SHARED_SEED):
+            self.sampler, self.number = self.build(trial_seed(self.seed, trial.number)), trial.number
+        return self.sampler
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        storage = self.heartbeat_storage
+        if storage is not None:
+            study_id = storage.get_study_id_from_name(study.study_name)
+            storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+        self._for(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: Any, values: Any) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+
+
+def search_sampler(setting: Any, seed: int | None) -> SearchSampler:
+    """The search's sampler (`make_sampler`'s) drawn per trial from its seed: the sampler config's own, else `seed`."""
+    config = None if isinstance(setting, str) or setting is None else dict(setting)
+    if config is not None and config.get("seed") is not None:
+        seed = config.pop("seed")
+    return SearchSampler(lambda s: make_sampler(setting if config is None else config, s), seed)
+
+
 def open_study(storage: Any, name: str, url: str, directions: Sequence[str], sampler: Any, pruner: Any,
                space: Mapping[str, BaseDistribution]) -> optuna.Study:
     """The study `name` in `storage`, created when absent; refused when it holds a search of another
@@ -136,7 +254,8 @@ def open_study(storage: Any, name: str, url: str, directions: Sequence[str], sam
     where = f"the study {name} in {shown(url)}"
     require(theirs == list(directions), f"{where} optimises in direction {theirs}, not {list(directions)}; name "
                                         "another study with hydra.sweeper.study_name=NAME or set its direction.")
-    for trial in study.get_trials(deepcopy=False, states=FINISHED):  # a running one may hold some params only
+    # A running trial may hold some params only, and so may a failed one (its process killed while it asked).
+    for trial in study.get_trials(deepcopy=False, states=FINISHED):
         if trial.distributions and trial.distributions != dict(space):
             differ = sorted(set(trial.distributions.items()) ^ set(space.items()), key=str)
             names = sorted({k for k, _ in differ})
