@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -50,7 +50,8 @@ class ClassificationModule(L.LightningModule):
         if self.uses_scheduler:
             from src.models import schedulers
             schedulers.check_scheduler(scheduler)
-        self.net, self.num_classes = instantiate(net, _convert_="all"), num_classes
+        arguments = {k: v for k, v in net.items() if k != "_target_"}  # a net's own errors reach the caller as they are
+        self.net, self.num_classes = get_object(net["_target_"])(**arguments), num_classes
         self.val_metrics, self.test_metrics = EvalMetrics(num_classes), EvalMetrics(num_classes)
         self.stop_on_non_finite_loss = stop_on_non_finite_loss
         self.val_acc_best = 0.0

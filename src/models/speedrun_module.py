@@ -42,6 +42,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from src.config.names import OPTIMIZER_OWN_KEYS
 from src.errors import require
 from src.lightning_internals import attached_trainer
 from src.models.classifier import ClassificationModule
@@ -204,8 +205,7 @@ class SpeedrunModule(ClassificationModule):
         return groups
 
     def configure_optimizers(self) -> Any:
-        cfg = dict(self.hparams.optimizer)
-        cfg.pop("decay_bias_and_norm", None)
+        cfg = {k: v for k, v in self.hparams.optimizer.items() if k not in OPTIMIZER_OWN_KEYS}  # its own groups
         lr, weight_decay = float(cfg["lr"]), float(cfg.get("weight_decay") or 0.0)
         if self.decoupled:
             lr, decay = decoupled_sgd(lr, weight_decay, float(cfg["momentum"]), int(self.batch_size))

@@ -41,18 +41,17 @@ def test_per_class_metrics_agree_with_torchmetrics_and_average_to_the_macro_scor
 
 
 def test_validation_views_are_logged_every_epoch_for_short_runs_and_spaced_out_for_long_ones():
-    def trainer(epoch, max_epochs=-1, max_steps=-1, batches=1, steps_per_call=1):
+    def trainer(epoch, max_epochs=-1, max_steps=-1, steps_per_epoch=1):  # the module counts its optimizer steps
         return SimpleNamespace(sanity_checking=False, is_global_zero=True, fast_dev_run=False, current_epoch=epoch,
-                               max_epochs=max_epochs, max_steps=max_steps, num_training_batches=batches,
-                               accumulate_grad_batches=1, train_dataloader=None,
-                               lightning_module=SimpleNamespace(hparams={"steps_per_call": steps_per_call}))
+                               max_epochs=max_epochs, max_steps=max_steps,
+                               lightning_module=SimpleNamespace(optimizer_steps_per_epoch=lambda: steps_per_epoch))
 
     auto = EveryNEpochs(None, auto_logs=10)
     assert all(auto.due(trainer(e, max_epochs=5)) for e in range(5))
     logged = [e + 1 for e in range(1000) if auto.due(trainer(e, max_epochs=1000))]
     assert logged == list(range(100, 1001, 100))
     # notes3: max_steps 10,001 in "epochs" of 100 steps taken as one call -> 101 epochs
-    assert auto.interval(trainer(0, max_steps=10_001, steps_per_call=100)) == 11
+    assert auto.interval(trainer(0, max_steps=10_001, steps_per_epoch=100)) == 11
     assert EveryNEpochs(3, auto_logs=10).interval(trainer(0, max_epochs=1000)) == 3
     assert not auto.due(SimpleNamespace(**{**vars(trainer(0, max_epochs=5)), "fast_dev_run": True}))
 
@@ -89,7 +88,7 @@ def test_csv_logger_gets_per_class_scores_and_no_image_views_crash(compose, tmp_
     from src.runs.history import read_history
     from src.train import train
 
-    metrics = train(compose(["logger=csv", "trainer.max_epochs=2", *QUIET]))
+    metrics = train(compose(["logger=csv", "trainer.max_epochs=2", "callbacks=reports", *QUIET]))
     run = tmp_path / "run"
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
     assert {"val/precision/0", "val/recall/9", "test/f1/3"} <= set(rows[0])

@@ -7,11 +7,13 @@ import torch
 
 from src.data.sample_loader import sample_loader
 from src.data.tensor_loader import TensorBatchLoader
+from src.models.multi_step import StepGroups
 
 
-def tensor_loader(steps_per_call: int = 1) -> TensorBatchLoader:
+def tensor_loader(steps_per_call: int = 1) -> TensorBatchLoader | StepGroups:
     x = torch.arange(50, dtype=torch.float32).view(50, 1)
-    return TensorBatchLoader(x, torch.arange(50), batch_size=8, shuffle=True, seed=3, steps_per_call=steps_per_call)
+    loader = TensorBatchLoader(x, torch.arange(50), batch_size=8, shuffle=True, seed=3)
+    return loader if steps_per_call == 1 else StepGroups(loader, steps_per_call)
 
 
 def dataloader():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ from src.models.binary import BinaryClassificationModule
 from src.models.classifier import ClassificationModule
 from src.models.nets.linear import perceptron, softmax_regression
 from src.models.nets.mlp import MLP
+from src.runs.resume import ResumePoint
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
 MLP_NET = {"_target_": "src.models.nets.mlp.MLP", "input_shape": [1, 8, 8], "num_classes": 10,
@@ -135,8 +138,9 @@ def test_metrics_from_confusion_match_torchmetrics(num_classes, absent):
 def test_a_checkpoint_whose_weights_do_not_fit_the_model_is_one_sentence():
     saved = {"state_dict": mlp_module().state_dict()}
     wider = ClassificationModule(net={**MLP_NET, "hidden_sizes": [32]}, num_classes=10, optimizer=dict(SGD))
+    point = ResumePoint(Path("last.ckpt"), {}, {}, 0, saved["state_dict"])  # what a resume reads of a checkpoint
     with pytest.raises(UserError, match=r"^the checkpoint's weights do not fit this model \(\d+ tensors differ, e\.g\. "
                                         r"net\.\S+ is \[16, 64\] there, \[32, 64\] here\); use the run's own model "
                                         r"settings, or start a new run without ckpt_path\.$"):
-        wider.on_load_checkpoint(saved)
-    mlp_module().on_load_checkpoint(saved)  # the same model: nothing to say
+        point.check_weights_fit(wider)
+    point.check_weights_fit(mlp_module())  # the same model: nothing to say

@@ -9,7 +9,7 @@ from src.runs.hparams import final_metrics_for_logging, hparams_for_logging
 
 
 def test_hparams_are_the_choices_the_set_values_and_the_overridden_keys_without_paths_or_targets(compose):
-    from src.runs.resume import composition_of
+    from src.runs.record import composition_of
 
     cfg = compose(["model=mlp", "optimizer=sgd", "optimizer.lr=0.05", "model.net.hidden_sizes=[32,16]",
                    "data.num_folds=5", "data.fold=2", "model.label_smoothing=0.1", "+data.cache_dir=/elsewhere",
