@@ -27,9 +27,11 @@ def run_cli(cwd: Path, module: str, *args: str) -> CliResult:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One digits run (MLP, 2 epochs, TensorBoard), as `python -m src.train trainer.max_epochs=2`."""
+    """One digits run (MLP, 2 epochs, TensorBoard and its report views), as
+    `python -m src.train trainer.max_epochs=2 callbacks=reports`."""
     cwd = tmp_path_factory.mktemp("trained")
-    result = run_cli(cwd, "src.train", f"trainer.max_epochs={EPOCHS}", "callbacks.progress_bar=null")
+    result = run_cli(cwd, "src.train", f"trainer.max_epochs={EPOCHS}", "callbacks=reports",
+                     "callbacks.progress_bar=null")
     assert result.returncode == 0, result.output[-3000:]
     (run,) = result.run_dirs()
     (best,) = (run / "checkpoints").glob("epoch_*.ckpt")

@@ -200,7 +200,7 @@ def test_compile_with_the_default_callbacks_and_logger_through_the_cli(cli):
     from src.inference.model import rebuild_module
     from src.runs.checkpoint import load_checkpoint
 
-    result = cli("src.train", "callbacks.gpu_speedups.compile=true",
+    result = cli("src.train", "callbacks=gpu", "callbacks.gpu_speedups.compile=true",
                  f"callbacks.gpu_speedups.compile_backend={BACKEND}", "trainer.max_epochs=1",
                  "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
                  "callbacks.progress_bar=null")
@@ -234,11 +234,14 @@ def test_compile_prefixes_are_stripped_from_checkpoints():
     assert set(checkpoint["state_dict"]) == {f"net.{k}" for k in net.state_dict()}
 
 
-def test_gpu_speedups_is_in_the_default_callbacks(compose):
-    cfg = compose([])
+def test_gpu_speedups_are_in_callbacks_gpu_beside_the_default_callbacks(compose):
+    assert "gpu_speedups" not in compose([]).callbacks  # the default job loads none of their code
+    cfg = compose(["callbacks=gpu"])
     assert cfg.callbacks.gpu_speedups._target_ == "src.callbacks.gpu_speedups.GPUSpeedups"
     assert cfg.callbacks.gpu_speedups.compile is False
-    cfg = compose(["callbacks.gpu_speedups.compile=true", "callbacks.gpu_speedups.compile_mode=max-autotune"])
+    assert set(compose(["callbacks=default"]).callbacks) < set(cfg.callbacks)
+    cfg = compose(["callbacks=gpu", "callbacks.gpu_speedups.compile=true",
+                   "callbacks.gpu_speedups.compile_mode=max-autotune"])
     assert cfg.callbacks.gpu_speedups.compile is True
 
 

@@ -32,7 +32,8 @@ SURFACE = textwrap.dedent("""
         rows = {}
         for name, mod in list(sys.modules.items()):
             path = getattr(mod, "__file__", None) or ""
-            if path.startswith(root + os.sep) and path.endswith(".py") and os.sep + "tests" + os.sep not in path:
+            inside = path.startswith(root + os.sep) and path.endswith(".py")
+            if inside and not any(os.sep + d + os.sep in path for d in (".venv", "tests")):
                 rows[name] = sum(1 for _ in open(path, encoding="utf-8"))
         print("SURFACE " + json.dumps(rows), flush=True)
     atexit.register(report)

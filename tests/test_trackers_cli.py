@@ -28,7 +28,8 @@ def sweep(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("trackers")
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")}
     env.update(PYTHONPATH=str(ROOT), WANDB_BASE_URL="http://127.0.0.1:9")  # no key, no W&B login: offline
-    proc = run_module("src.train", ["-m", "logger=[mlflow,wandb]", "optimizer.lr=0.1,0.01", "trainer.max_epochs=1",
+    proc = run_module("src.train", ["-m", "logger=[mlflow,wandb]", "callbacks=reports", "optimizer.lr=0.1,0.01",
+                                    "trainer.max_epochs=1",
                                      "trainer.limit_train_batches=3", "callbacks.progress_bar=null",
                                      "callbacks.model_summary=null"], cwd, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
