@@ -27,8 +27,7 @@ import pytest
 from tests.conftest import ROOT, assert_one_sentence
 
 FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "logger=none", "trainer.max_epochs=1",
-        "callbacks.confusion_matrix_image=null", "callbacks.prediction_grid=null", "trainer.limit_train_batches=8",
-        "test=false"]
+        "trainer.limit_train_batches=8", "test=false"]
 SEARCH = ["hparams_search=digits_optuna", *FAST]
 
 

@@ -1,19 +1,17 @@
 """A loader's position in its epoch survives a checkpoint: after `load_state_dict(state_dict())` a new
-loader serves exactly the batches the first had not handed out yet (the whole-tensor loader, grouped
-or not, and the per-sample DataLoader)."""
+loader serves exactly the batches the first had not handed out yet (the whole-tensor loader and the
+per-sample DataLoader; grouped in K steps per call: tests/models/test_multi_step.py)."""
 
 import pytest
 import torch
 
 from src.data.sample_loader import sample_loader
 from src.data.tensor_loader import TensorBatchLoader
-from src.models.multi_step import StepGroups
 
 
-def tensor_loader(steps_per_call: int = 1) -> TensorBatchLoader | StepGroups:
+def tensor_loader() -> TensorBatchLoader:
     x = torch.arange(50, dtype=torch.float32).view(50, 1)
-    loader = TensorBatchLoader(x, torch.arange(50), batch_size=8, shuffle=True, seed=3)
-    return loader if steps_per_call == 1 else StepGroups(loader, steps_per_call)
+    return TensorBatchLoader(x, torch.arange(50), batch_size=8, shuffle=True, seed=3)
 
 
 def dataloader():
@@ -41,8 +39,7 @@ def targets(loader, epoch: int) -> list[list[int]]:
     return served(loader)
 
 
-@pytest.mark.parametrize("make", [tensor_loader, lambda: tensor_loader(steps_per_call=3), dataloader],
-                         ids=["tensor", "tensor-3-per-call", "dataloader"])
+@pytest.mark.parametrize("make", [tensor_loader, dataloader], ids=["tensor", "dataloader"])
 def test_a_restored_loader_serves_the_rest_of_the_epoch(make):
     reference = make()
     epoch_1, epoch_2 = targets(reference, 1), targets(reference, 2)

@@ -2,7 +2,6 @@ import torch
 
 from src.data.batch_transforms import Normalize
 from src.data.tensor_loader import TensorBatchLoader
-from src.models.multi_step import StepGroups
 
 
 def make(n=10, **kw):
@@ -62,13 +61,6 @@ def test_normalize_maps_pixels_like_torchvision():
     assert torch.allclose(norm(x), expected, atol=1e-5)
 
 
-def test_steps_per_call_groups_the_same_batches_in_the_same_order():
-    single = make(10, batch_size=3, shuffle=True, seed=5, steps_per_epoch=7)
-    grouped = StepGroups(make(10, batch_size=3, shuffle=True, seed=5, steps_per_epoch=7), 3)
-    flat = [y for group in grouped for _, y in group]
-    assert len(grouped) == 3
-    assert [len(g) for g in StepGroups(make(10, batch_size=3, steps_per_epoch=7), 3)] == [3, 3, 1]
-    assert [y.tolist() for y in flat] == [y.tolist() for _, y in single]
 
 
 def test_distributed_shares_are_disjoint_equal_for_training_and_complete_for_evaluation():
@@ -89,13 +81,3 @@ def test_lightning_sets_the_epoch_through_the_sampler_attribute():
     epoch0 = [y.tolist() for _, y in loader]
     _set_sampler_epoch(loader, 0)  # what Lightning's fit loop does at the start of every epoch
     assert [y.tolist() for _, y in loader] == epoch0  # a resumed run replays the same epoch order
-
-
-def test_limit_steps_cuts_every_epoch_to_that_many_batches_whatever_the_grouping():
-    x, y = torch.arange(100).float().unsqueeze(1), torch.arange(100)
-    plain = TensorBatchLoader(x, y, batch_size=10, shuffle=True, seed=3)
-    grouped = StepGroups(TensorBatchLoader(x, y, batch_size=10, shuffle=True, seed=3, limit_steps=6), 4)
-    assert len(grouped) == 2  # ceil(6 / 4) calls: 4 + 2 batches
-    batches = [b for group in grouped for b in group]
-    assert [torch.equal(a[1], b[1]) for a, b in zip(plain, batches)] == [True] * 6 and len(batches) == 6
-    assert len(TensorBatchLoader(x, y, batch_size=10, limit_steps=50)) == 10  # never more than one pass
