@@ -103,11 +103,6 @@ def test_dataloader_path_serves_the_same_samples_and_values_as_the_tensor_path()
 
 
 def test_dataloader_path_rejects_tensor_only_options():
-    from src.models.multi_step import check_setting
-
-    with pytest.raises(UserError, match=r"steps_per_call=4 groups the batches of data.loader=tensor; set "
-                                        r"steps_per_call=1 to use the DataLoader\.$"):
-        check_setting({"steps_per_call": 4, "data": {"loader": "dataloader"}})
     with pytest.raises(UserError, match="steps_per_epoch needs data.loader=tensor"):
         DigitsDataModule(**DIGITS, loader="dataloader", steps_per_epoch=4)
     with pytest.raises(UserError, match="data.loader must be 'tensor'"):

@@ -1,10 +1,12 @@
 """`steps_per_call=K > 1` (src/models/multi_step.py): the training batches in groups of K, the same batches in
 the same order as one at a time, and a grouped loader's position survives a checkpoint."""
 
+import pytest
 import torch
 
 from src.data.tensor_loader import TensorBatchLoader
-from src.models.multi_step import StepGroups
+from src.errors import UserError
+from src.models.multi_step import StepGroups, check_setting
 from tests.data.test_loader_position import batches, served, set_epoch, targets
 
 
@@ -49,3 +51,11 @@ def test_a_restored_grouped_loader_serves_the_rest_of_the_epoch():
     resumed.load_state_dict(state)
     set_epoch(resumed, 1)
     assert served(resumed) == epoch_1[n_taken:]  # none repeated, none skipped
+
+
+def test_k_steps_need_whole_tensor_batches():
+    with pytest.raises(UserError, match=r"steps_per_call=4 groups the batches of data.loader=tensor; set "
+                                        r"steps_per_call=1 to use the DataLoader\.$"):
+        check_setting({"steps_per_call": 4, "data": {"loader": "dataloader"}})
+    with pytest.raises(UserError, match=r"steps_per_call must be a positive integer"):
+        check_setting({"steps_per_call": 0, "data": {"loader": "tensor"}})
