@@ -101,6 +101,11 @@ def run(args: argparse.Namespace) -> None:
         name = f"{folders[0].name}_by_{args.by}"
     else:
         require(len(folders) == 2, f"pass two folders to compare (got {len(folders)}), or one sweep with --by KEY.")
+        sweeps = [is_sweep(f) for f in folders]
+        require(sweeps[0] == sweeps[1], f"{folders[sweeps.index(True)]} is a sweep and {folders[sweeps.index(False)]} "
+                                        "a single run, which cannot be paired; pass two sweeps (runs paired by seed), "
+                                        "two runs or eval report folders (paired sample by sample), or one sweep "
+                                        "with --by KEY.")
         name = f"{folders[0].name}_vs_{folders[1].name}"
     out = Path(args.out) if args.out else Path("logs") / "compare" / name
     out.mkdir(parents=True, exist_ok=True)
