@@ -20,12 +20,14 @@ SEARCH = ["hparams_search=digits_optuna", "logger=none", "trainer.max_epochs=1",
 
 @pytest.mark.parametrize("args,said", [
     (["optimizer.lrr=0.1"], "optimizer.lrr is not a setting of optimizer=adam; did you mean optimizer.lr?"),
-    (["trainer.max_epoch=3"], "trainer.max_epoch is not a setting of trainer=default; did you mean trainer.max_epochs?"),
+    (["trainer.max_epoch=3"],
+     "trainer.max_epoch is not a setting of trainer=default; did you mean trainer.max_epochs?"),
     (["data.batchsize=64"], "data.batchsize is not a setting of data=digits; did you mean data.batch_size?"),
     (["model=lenet", "model.net.activaton=tanh"],
      "model.net.activaton is not a setting of model=lenet; did you mean model.net.activation?"),
     (["model.class_weights=[1,2]"], "model.class_weights is not a setting of model=mlp; model holds steps_per_call, "),
-    (["optimzer.lr=0.1"], "optimzer.lr is not a setting of the train config (conf/train.yaml); did you mean optimizer.lr?"),
+    (["optimzer.lr=0.1"],
+     "optimzer.lr is not a setting of the train config (conf/train.yaml); did you mean optimizer.lr?"),
     (["lr=0.1"], "lr is not a setting of the train config (conf/train.yaml); did you mean optimizer.lr?"),
     (["~optimizer.lrr"], "~optimizer.lrr removes nothing: optimizer.lrr is not a setting of optimizer=adam; did you "
                          "mean optimizer.lr?"),
@@ -53,7 +55,8 @@ def test_a_misspelt_key_of_train_names_the_nearest_key(cli_in_process, args, sai
                                            "hist_gradient_boosting, logistic_regression"),
     ("src.baseline", ["~classifiers.logistic_regresion"], "did you mean classifiers.logistic_regression?"),
     ("src.audit", ["duplicates", "duplicate_distanse=3"], "did you mean duplicate_distance?"),
-    ("src.shard", ["data.batchsize=64"], "data.batchsize is not a setting of data=digits; did you mean data.batch_size?"),
+    ("src.shard", ["data.batchsize=64"],
+     "data.batchsize is not a setting of data=digits; did you mean data.batch_size?"),
 ])
 def test_a_misspelt_key_in_every_entry_point_names_the_nearest_key(cli_in_process, module, args, said):
     line = assert_one_sentence(cli_in_process(module, *args), said)
