@@ -35,6 +35,10 @@ SEARCH = ["hparams_search=digits_optuna", "logger=none", "trainer.max_epochs=1",
     (["-m", "optimizer.lrr=0.1,0.01"], "optimizer.lrr is not a setting of optimizer=adam; did you mean optimizer.lr?"),
     (["hydra/launcher=joblb"], "hydra/launcher=joblb names no config; did you mean joblib? the choices are basic,"),
     (["-m", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    (["optimizer.lr=0.1,0.01"],
+     "optimizer.lr=0.1,0.01 is a sweep: add -m to run one job per value, or give one value."),
+    (["hparams_search=digits_optuna", "optimizer.lr=interval(0.1,0.2)", "--cfg", "job"],
+     "optimizer.lr=interval(0.1,0.2) is a sweep, and --cfg / --info show the config of one job: give it one value."),
 ])
 def test_a_misspelt_key_of_train_names_the_nearest_key(cli_in_process, args, said):
     line = assert_one_sentence(cli_in_process("src.train", *args), said)

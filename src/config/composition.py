@@ -67,6 +67,7 @@ def check_composition(args: Sequence[str], config_name: str | None = None) -> No
     cfg, failure = _compose(config_name, [t for t in texts if t is not None])
     if failure is not None:
         raise _explain(failure, config_name, texts)
+    _require_multirun(args, cfg, [(o, t) for o, t in zip(parsed, overrides) if o.is_sweep_override()])
     sweeper = cfg.hydra.get("sweeper") if cfg is not None else None
     if isinstance(sweeper, Mapping) and sweeper.get("_target_") == SWEEPER_TARGET:
         from hydra_plugins.classify_optuna_sweeper.settings import check_settings
@@ -84,6 +85,21 @@ def _refuse_hydra_sweep(override: Override, text: str) -> None:
         raise UserError(f"{shorten(text)}: Hydra takes no search expression for its own hydra.* keys; search "
                         f"{key.removeprefix(PARAMS)} with {shorten(searched)} (with -m or an hparams_search config).")
     raise UserError(f"{shorten(text)}: Hydra cannot sweep its own hydra.* settings; give {key} one value.")
+
+
+def _require_multirun(args: Sequence[str], cfg: DictConfig, sweeps: list[tuple[Override, str]]) -> None:
+    """A sweep runs with -m (or a config that sets hydra.mode: MULTIRUN, such as an hparams_search one, when
+    it is not only printed with --cfg)."""
+    if not sweeps or "-m" in args or "--multirun" in args:
+        return
+    printing = any(a in ("-c", "--cfg", "-i", "--info") for a in args)
+    mode = cfg.hydra.get("mode")
+    if getattr(mode, "name", mode) == "MULTIRUN" and not printing:  # a RunMode, or its name
+        return
+    text = shorten(sweeps[0][1], 100)
+    if printing:
+        raise UserError(f"{text} is a sweep, and --cfg / --info show the config of one job: give it one value.")
+    raise UserError(f"{text} is a sweep: add -m to run one job per value, or give one value.")
 
 
 def _one_value(override: Override, text: str) -> str | None:
