@@ -31,6 +31,7 @@ SEARCH = ["hparams_search=digits_optuna", "logger=none", "trainer.max_epochs=1",
     (["lr=0.1"], "lr is not a setting of the train config (conf/train.yaml); did you mean optimizer.lr?"),
     (["~optimizer.lrr"], "~optimizer.lrr removes nothing: optimizer.lrr is not a setting of optimizer=adam; did you "
                          "mean optimizer.lr?"),
+    (["~optimizer.lr=0.5"], "~optimizer.lr=0.5 removes nothing: optimizer.lr is 0.003; write ~optimizer.lr to remove"),
     (["+optimizer.lr=0.1"], "optimizer.lr is a setting already; set it without the +: optimizer.lr=0.1."),
     (["-m", "optimizer.lrr=0.1,0.01"], "optimizer.lrr is not a setting of optimizer=adam; did you mean optimizer.lr?"),
     (["hydra/launcher=joblb"], "hydra/launcher=joblb names no config; did you mean joblib? the choices are basic,"),
@@ -123,6 +124,7 @@ def test_the_sweeper_schema_lists_every_key_of_its_config():
      "+hydra.sweeper.params.model.net.dropout='interval(0.0,0.5)'"],
     ["experiment=notes3_xor_mlp", "trainer.max_steps=2000", "hydra.run.dir=somewhere", "hydra/launcher=joblib"],
     ["--cfg", "job", "data=iris", "model=softmax_regression"],
+    ["-m", "model=glob(ml*)", "optimizer=glob(*)"],
 ])
 def test_commands_hydra_accepts_pass_the_check(args):
     check_command_line(args, "train")

@@ -66,7 +66,10 @@ def check_composition(args: Sequence[str], config_name: str | None = None) -> No
     texts = [_one_value(o, t) for o, t in zip(parsed, overrides)]
     cfg, failure = _compose(config_name, [t for t in texts if t is not None])
     if failure is not None:
-        raise _explain(failure, config_name, texts)
+        error = _explain(failure, config_name, texts)
+        if error is None:
+            return  # a failure of another kind: Hydra reports it when it composes
+        raise error
     _require_multirun(args, cfg, [(o, t) for o, t in zip(parsed, overrides) if o.is_sweep_override()])
     sweeper = cfg.hydra.get("sweeper") if cfg is not None else None
     if isinstance(sweeper, Mapping) and sweeper.get("_target_") == SWEEPER_TARGET:
@@ -112,7 +115,7 @@ def _one_value(override: Override, text: str) -> str | None:
         if override.is_interval_sweep():
             return f"{key}={override.value().start}"
         return f"{key}={next(iter(override.sweep_string_iterator()))}"
-    except (StopIteration, TypeError, ValueError):
+    except Exception:  # (e.g. a glob, resolved against a group only by the sweeper)
         return None
 
 
@@ -121,25 +124,30 @@ def _compose(config_name: str, overrides: list[str]) -> tuple[DictConfig | None,
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose(config_name, overrides=overrides, return_hydra_config=True), None
-    except (ConfigCompositionException, MissingConfigException) as exc:
+    except Exception as exc:  # (explained where known; Hydra reports the rest itself)
         return None, exc
     finally:
         GlobalHydra.instance().clear()
 
 
-def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> Exception:
-    """The UserError for Hydra's composition error `exc`; `exc` itself where it is not one of the known kinds."""
+def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> UserError | None:
+    """The UserError for Hydra's composition error `exc`; None where it is not one of the known kinds."""
     message = str(exc)
     if isinstance(exc, MissingConfigException):
         group, _, name = str(exc.missing_cfg_file or "").rpartition("/")
         if not group or not exc.options:
-            return exc
+            return None
         close = difflib.get_close_matches(name, exc.options, n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         return UserError(f"{group}={name} names no config; {hint}the choices are {shorten(', '.join(exc.options))}.")
+    other = re.search(r"Could not delete from config\. The value of '([^']+)' is (.*) and not (.*)\.$", message)
+    if other:
+        key, value, typed = other.groups()
+        return UserError(f"~{key}={shorten(typed, 60)} removes nothing: {key} is {shorten(value, 60)}; write ~{key} to "
+                         "remove it whatever its value.")
     found = next(((kind, m) for kind, pattern in _COULD_NOT if (m := pattern.search(message))), None)
-    if found is None:
-        return exc
+    if not isinstance(exc, ConfigCompositionException) or found is None:
+        return None
     kind, key = found[0], found[1].group(1)
     rest = [t for t in texts if t is not None and _key_of(t) != key]
     cfg = _compose(config_name, rest)[0]
@@ -147,7 +155,7 @@ def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> Excep
         value = next((t.split("=", 1)[1] for t in texts if t and _key_of(t) == key), "...")
         return UserError(f"{key} is a setting already; set it without the +: {key}={shorten(value)}.")
     if cfg is None:  # another override fails too: Hydra's report names it
-        return exc
+        return None
     where = _owner(cfg, key, config_name)
     if kind == "override" and key.startswith("hydra.sweeper."):
         refused = _sweeper_setting(cfg, key, where)
