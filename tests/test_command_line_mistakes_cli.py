@@ -51,6 +51,10 @@ def test_a_misspelt_key_of_train_names_the_nearest_key(cli_in_process, args, sai
                                          "ckpt_path?"),
     ("src.eval", ["ckpt_path=last.ckpt", "data.batch_size=8"],  # eval's data node is empty: it takes new keys
      "data.batch_size is not a setting of the eval config (conf/eval.yaml); data holds nothing (+data.batch_size"),
+    ("src.eval", ["ckpt_path=last.ckpt", "data=digits"],  # eval chooses no data: the checkpoint's is used
+     "data=... chooses nothing here: the eval config chooses only logger, paths, trainer (conf/eval.yaml); it "
+     "rebuilds data and model from the checkpoint's own config."),
+    ("src.shard", ["model=mlp"], "model=... chooses nothing here: the shard config chooses only data, paths"),
     ("src.predict", ["ckpt_path=last.ckpt", "inputs=a.png", "batchsize=8"], "did you mean batch_size?"),
     ("src.export", ["ckpt_path=last.ckpt", "formt=onnx"], "formt is not a setting of the export config"),
     ("src.visualize", ["cam", "ckpt_path=last.ckpt", "topp=3"], "topp is not a setting of the visualize config"),

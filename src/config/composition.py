@@ -156,6 +156,12 @@ def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> UserE
         return UserError(f"{key} is a setting already; set it without the +: {key}={shorten(value)}.")
     if cfg is None:  # another override fails too: Hydra's report names it
         return None
+    if "No match in the defaults list" in message:  # a group this entry point's config does not choose
+        chosen = sorted(g for g, c in cfg.hydra.runtime.choices.items() if c and "/" not in g and g != "hydra")
+        why = "it rebuilds data and model from the checkpoint's own config" if "ckpt_path" in cfg.keys() else \
+            f"drop it (or add the group with +{key}=NAME)"
+        return UserError(f"{key}=... chooses nothing here: the {config_name} config chooses only "
+                         f"{', '.join(chosen)} (conf/{config_name}.yaml); {why}.")
     where = _owner(cfg, key, config_name)
     if kind == "override" and key.startswith("hydra.sweeper."):
         refused = _sweeper_setting(cfg, key, where)
