@@ -5,14 +5,17 @@ the nearest key, before any data or torch is loaded (docs/configuration.md#comma
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from src.config.choices import check_command_line
 from src.config.names import CONF
-from tests.conftest import assert_one_sentence
+from tests.conftest import ROOT, assert_one_sentence
 
 SEARCH = ["hparams_search=digits_optuna", "logger=none", "trainer.max_epochs=1", "callbacks.progress_bar=null",
           "callbacks.model_summary=null", "trainer.limit_train_batches=4", "test=false"]
@@ -132,3 +135,21 @@ def test_the_sweeper_schema_lists_every_key_of_its_config():
 ])
 def test_commands_hydra_accepts_pass_the_check(args):
     check_command_line(args, "train")
+
+
+@pytest.mark.parametrize("module,args", [
+    ("src.train", ["optimizer.lrr=0.1"]),
+    ("src.train", [*SEARCH, "+hydra.sweeper.n_trial=2"]),
+    ("src.eval", ["ckpt_pth=last.ckpt"]),
+])
+def test_a_refused_command_ends_before_torch_loads(tmp_path, module, args):
+    probe = ("import runpy, sys\n"
+             f"sys.argv = [{module!r}, *{args!r}]\n"
+             "try:\n"
+             f"    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+             "except SystemExit as exc:\n"
+             "    print('exit', exc.code, 'torch' in sys.modules, 'optuna' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0"), timeout=120)
+    assert result.stdout.strip() == "exit 2 False False", result.stdout + result.stderr[-2000:]
+    assert result.stderr.startswith("error: "), result.stderr[-2000:]
