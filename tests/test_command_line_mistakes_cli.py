@@ -91,6 +91,8 @@ def test_a_misspelt_key_in_every_entry_point_names_the_nearest_key(cli_in_proces
     (["hydra.sweeper.params.optimizer.lr=interval(0.001,0.1)"],
      "search optimizer.lr with optimizer.lr=interval(0.001,0.1)"),
     (["hydra.sweeper.params.optimizer.lr=intervl(0.001,0.1)"], "write optimizer.lr=interval(0.001,0.1)."),
+    (["hydra.sweeper.params.optimizer.lr='interval(0.001,0.1)'"],  # quoted: not a sweep, but the path has no end
+     "give it on the command line as optimizer.lr=interval(0.001,0.1), which also replaces a config's entry"),
     (["~hydra.sweeper.pruner_arg"], "~hydra.sweeper.pruner_arg removes nothing: hydra.sweeper.pruner_arg is not a "
                                     "setting of hydra/sweeper=optuna; did you mean hydra.sweeper.pruner_args?"),
 ])

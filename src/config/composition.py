@@ -149,11 +149,10 @@ def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> UserE
     if not isinstance(exc, ConfigCompositionException) or found is None:
         return None
     kind, key = found[0], found[1].group(1)
-    rest = [t for t in texts if t is not None and _key_of(t) != key]
-    cfg = _compose(config_name, rest)[0]
+    value = next((t.split("=", 1)[1] for t in texts if t and _key_of(t) == key and "=" in t), "...")
     if kind == "append":
-        value = next((t.split("=", 1)[1] for t in texts if t and _key_of(t) == key), "...")
         return UserError(f"{key} is a setting already; set it without the +: {key}={shorten(value)}.")
+    cfg = _compose(config_name, [t for t in texts if t is not None and _key_of(t) != key])[0]
     if cfg is None:  # another override fails too: Hydra's report names it
         return None
     if "No match in the defaults list" in message:  # a group this entry point's config does not choose
@@ -164,7 +163,7 @@ def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> UserE
                          f"{', '.join(chosen)} (conf/{config_name}.yaml); {why}.")
     where = _owner(cfg, key, config_name)
     if kind == "override" and key.startswith("hydra.sweeper."):
-        refused = _sweeper_setting(cfg, key, where)
+        refused = _sweeper_setting(cfg, key, where, value)
         if refused:
             return UserError(refused)
     hint = _nearest(cfg, key)
@@ -173,7 +172,7 @@ def _explain(exc: Exception, config_name: str, texts: list[str | None]) -> UserE
     return UserError(f"{key} is not a setting of {where}; {hint}")
 
 
-def _sweeper_setting(cfg: DictConfig, key: str, where: str) -> str | None:
+def _sweeper_setting(cfg: DictConfig, key: str, where: str, value: str) -> str | None:
     """Why `hydra.sweeper.<key>` is refused, read from the Optuna sweeper's schema (None: the nearest key says it)."""
     from hydra_plugins.classify_optuna_sweeper.settings import SETTINGS, pruner_argument_problem, setting_hint
 
@@ -185,6 +184,11 @@ def _sweeper_setting(cfg: DictConfig, key: str, where: str) -> str | None:
         return None
     if parts[0] not in SETTINGS:
         return f"{key} is not a setting of the Optuna sweeper; {setting_hint(parts[0])}"
+    if parts[0] == "params":  # its names hold dots (optimizer.lr: ...), which an override path cannot name
+        name = ".".join(parts[1:])
+        return (f"{key}: an override cannot name a search entry inside hydra.sweeper.params (their names hold "
+                f"dots); give it on the command line as {name}={shorten(value.strip(chr(39) + chr(34)), 60)}, "
+                "which also replaces a config's entry of that name.")
     if parts[0] == "pruner_args" and len(parts) == 2:
         pruner = str(cfg.hydra.sweeper.get("pruner") or "none")
         return pruner_argument_problem(pruner, parts[1]) or (
