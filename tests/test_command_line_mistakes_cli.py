@@ -67,6 +67,8 @@ def test_a_misspelt_key_of_train_names_the_nearest_key(cli_in_process, args, sai
                                            "hist_gradient_boosting, logistic_regression"),
     ("src.baseline", ["~classifiers.logistic_regresion"], "did you mean classifiers.logistic_regression?"),
     ("src.audit", ["duplicates", "duplicate_distanse=3"], "did you mean duplicate_distance?"),
+    ("src.audit", ["--run", "optimizer.lrr=0.1", "folds=2"],  # src.train's key, checked before its sweep starts
+     "optimizer.lrr is not a setting of optimizer=adam; did you mean optimizer.lr?"),
     ("src.shard", ["data.batchsize=64"],
      "data.batchsize is not a setting of data=digits; did you mean data.batch_size?"),
 ])
