@@ -44,7 +44,9 @@ def run(argv: list[str]) -> None:
 
     own = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if a.startswith(OWN_KEYS)}
     require(all(v.isdigit() for v in own.values()), f"folds and top must be positive integers, got {own}.")
-    run_and_audit([a for a in argv if not a.startswith(OWN_KEYS)], int(own.get("folds", 5)), int(own.get("top", 30)))
+    train_args = [a for a in argv if not a.startswith(OWN_KEYS)]
+    check_command_line(["-m", *train_args], config_name="train")  # src.train's own check, before its sweep starts
+    run_and_audit(train_args, int(own.get("folds", 5)), int(own.get("top", 30)))
 
 
 def as_overrides(argv: list[str]) -> list[str]:

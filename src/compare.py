@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.errors import exits_on_user_error, require
+from src.errors import UserError, exits_on_user_error, require
 from src.runs.comparison import compare_pair, disagreements, read_predictions, summary_lines, write_disagreements
 from src.runs.paired import RESAMPLES
 from src.runs.seed_comparison import compare_seeds, finished_runs, groups_by, is_sweep, seed_summary_lines
@@ -101,6 +101,12 @@ def run(args: argparse.Namespace) -> None:
         name = f"{folders[0].name}_by_{args.by}"
     else:
         require(len(folders) == 2, f"pass two folders to compare (got {len(folders)}), or one sweep with --by KEY.")
+        sweeps = [is_sweep(f) for f in folders]
+        if sweeps[0] != sweeps[1]:
+            sweep, single = folders[sweeps.index(True)], folders[sweeps.index(False)]
+            raise UserError(f"{sweep} is a sweep and {single} a single run, which cannot be paired; pass two sweeps "
+                            "(runs paired by seed), two runs or eval report folders (paired sample by sample), or one "
+                            "sweep with --by KEY.")
         name = f"{folders[0].name}_vs_{folders[1].name}"
     out = Path(args.out) if args.out else Path("logs") / "compare" / name
     out.mkdir(parents=True, exist_ok=True)

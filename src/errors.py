@@ -22,6 +22,13 @@ def require(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
+def shorten(text: object, limit: int = 80) -> str:
+    """`text` as one line of at most `limit` characters (its start, then "..."): a value quoted inside an error
+    message (a whole config, a long list) shortened to what names it, so the message stays one readable line."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:max(limit - 3, 1)].rstrip(" ,") + "..."
+
+
 def explain(exc: BaseException) -> UserError | None:
     """The `UserError` behind `exc` (it may be wrapped by Hydra's instantiate or OmegaConf), if any."""
     seen = exc

@@ -24,6 +24,7 @@ writers).
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from src.errors import UserError, exits_on_user_error
+from src.errors import UserError, exits_on_user_error, shorten
 from src.runs.sweep import Run, collect_runs
 from src.runs.tables import csv_text, markdown_table
 
@@ -57,6 +58,12 @@ def metric_columns(runs: Sequence[Run], wanted: Sequence[str] | None = None) -> 
     present = sorted({k for r in runs for k in r.metrics})
     if wanted and list(wanted) == ["all"]:
         wanted = present
+    unknown = [m for m in wanted or () if m not in present]
+    if unknown and present:  # (runs that all failed record nothing: their table still says why)
+        close = difflib.get_close_matches(unknown[0], present, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UserError(f"--metrics {unknown[0]}: no run records it; {hint}the runs record "
+                        f"{shorten(', '.join(present), 160)} (or --metrics all).")
     optimized = [m for m in dict.fromkeys(r.optimized_metric for r in runs if r.optimized_metric)]
     columns = optimized + [m for m in (wanted or DEFAULT_METRICS) if m in present or wanted]
     return list(dict.fromkeys(columns))

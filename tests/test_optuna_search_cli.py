@@ -206,7 +206,7 @@ def test_two_objectives_give_a_pareto_front_that_optuna_dashboard_serves(cli, tm
     (["hydra.sweeper.pruner=medain"], "error: hydra.sweeper.pruner=medain is not a pruner; choose one of median,"),
     (["hydra.sweeper.sampler=tpee"], "error: hydra.sweeper.sampler=tpee is not a sampler; choose one of tpe,"),
     (["hydra.sweeper.pruner=hyperband"],  # the config's median arguments
-     "error: hydra.sweeper.pruner_args do not fit the hyperband pruner (HyperbandPruner.__init__() got an unexpected"),
+     "error: hydra.sweeper.pruner_args.n_startup_trials is not an argument of the hyperband pruner"),
     (["hydra.sweeper.pruner=hyperband", "~hydra.sweeper.pruner_args", "hydra.sweeper.sampler=tpee"],  # dropped: read on
      "error: hydra.sweeper.sampler=tpee is not a sampler"),
     (["+hydra.sweeper.params.model.net.dropout='intervall(0.1,0.5)'"],  # as a config file would spell it

@@ -5,6 +5,7 @@ stop in one sentence (exit code 2); Hydra's own reports of them span several lin
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
 from src.config.names import CONF
-from src.errors import UserError
+from src.errors import UserError, shorten
 
 
 def _options(folder: Path) -> list[str]:
@@ -53,8 +54,30 @@ def check_overrides(args: Sequence[str]) -> None:
         try:
             parser.parse_overrides([arg])
         except OverrideParseException as exc:
-            raise UserError(f"cannot read the override {arg}: {_reason(exc.message)}; correct it "
-                            f"(functions and quoting: {GRAMMAR}).") from None
+            fix = _corrected(arg, exc.message)
+            todo = f"write {fix}." if fix else f"correct it (functions and quoting: {GRAMMAR})."
+            raise UserError(f"cannot read the override {shorten(arg, 100)}: {_reason(exc.message)}; {todo}") from None
+
+
+def _corrected(arg: str, message: str) -> str | None:
+    """`optimizer.lr=interval(0.001,0.1)` for `optimizer.lr=intervl(0.001,0.1)`: a misspelt function corrected,
+    written as Hydra accepts it (a search of hydra.sweeper.params.<key> is a search of <key> itself)."""
+    unknown = re.search(r"Unknown function '(\w+)'", message)
+    known = re.search(r"Available: ([\w,]+)", message)
+    if not unknown or not known:
+        return None
+    close = difflib.get_close_matches(unknown.group(1), known.group(1).split(","), n=1)
+    if not close:
+        return None
+    key, value = arg.split("=", 1)
+    key = key.lstrip("+").removeprefix("hydra.sweeper.params.")
+    call = re.compile(rf"\b{unknown.group(1)}\(")
+    fixed = f"{key}={call.sub(close[0] + '(', value)}"
+    try:
+        OverridesParser.create().parse_overrides([fixed])
+    except OverrideParseException:
+        return None  # something else is wrong too: the parser's reason stands alone
+    return shorten(fixed, 100)
 
 
 def _reason(message: str) -> str:
@@ -71,6 +94,25 @@ def _reason(message: str) -> str:
     return " ".join(parts) or message
 
 
-def check_command_line(args: Sequence[str]) -> None:
+MODES = {"-m": "-m", "--multirun": "-m", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info", "--info": "--info",
+         "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
+def check_modes(args: Sequence[str]) -> None:
+    """Hydra runs in one mode at a time: a sweep (-m), printing the config (--cfg), --info or --shell-completion."""
+    modes = list(dict.fromkeys(MODES[a] for a in args if a in MODES))
+    if len(modes) > 1:
+        raise UserError(f"{' and '.join(modes)} cannot be combined; pass one of them (--cfg job without -m prints "
+                        "the config of one job).")
+
+
+def check_command_line(args: Sequence[str], config_name: str | None = None) -> None:
+    """Every entry point's check of its command line before Hydra runs it: overrides Hydra cannot read,
+    group choices with no file, then the overrides composed (src/config/composition.py) with `config_name`
+    (default: the running entry point's config)."""
+    from src.config.composition import check_composition
+
+    check_modes(args)
     check_overrides(args)
     check_choices(args)
+    check_composition(args, config_name)

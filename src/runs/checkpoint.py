@@ -53,6 +53,7 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
     `tensors_on_demand`: the tensors are memory-mapped, read only if used; for readers of the run's
     configuration and counters, such as a resume, which Lightning then loads whole once."""
     path = resolve_ckpt_path(ckpt_path)
+    _require_checkpoint_format(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=tensors_on_demand)
     except OSError as exc:
@@ -66,13 +67,28 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
             "unsafe to load (unpickling it could run code) and weights-only loading refuses it; src.train never "
             "writes one: pass a checkpoint from logs/."
         ) from exc
-    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # what a damaged file raises
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, zipfile.BadZipFile) as exc:  # a damaged file
         raise _unreadable(path, exc) from exc
     require(
         isinstance(ckpt, dict) and "run_config" in ckpt and "state_dict" in ckpt,
         f"{path} was not written by src.train (it has no run configuration); pass a checkpoint from logs/.",
     )
     return path, ckpt
+
+
+def _require_checkpoint_format(path: Path) -> None:
+    """A file torch.load can read starts as a zip archive (what torch.save writes) or as a pickle (older files);
+    any other file (a CSV table, an image) is named as what it is not, before the loader trips over it."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(4)
+    except OSError:
+        return  # the loader names why it cannot be read
+    if start.startswith((b"PK\x03\x04", b"\x80")) or not start:
+        return
+    raise UserError(f"{path} is not a readable PyTorch checkpoint (it starts with {start!r}: neither a zip archive "
+                    "nor a pickle); pass a .ckpt file that src.train wrote, e.g. logs/train/runs/<run>/checkpoints/"
+                    "last.ckpt.")
 
 
 def _pickle_is_whole(path: Path) -> bool:

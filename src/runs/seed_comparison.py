@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from src.errors import require
+from src.errors import UserError, require, shorten
 from src.runs.paired import seed_tests
 from src.runs.record import METRICS_FILE, read_record
 
@@ -66,8 +66,14 @@ def groups_by(sweep: Path, key: str) -> tuple[tuple[str, list[FinishedRun]], tup
     groups: dict[str, list[FinishedRun]] = {}
     for run in finished_runs(sweep):
         groups.setdefault(run.value_of(key) or "(unset)", []).append(run)
-    require(len(groups) == 2, f"--by {key} splits {sweep} into {len(groups)} group(s) ({', '.join(sorted(groups))}); "
-                              "it needs exactly two (pass two sweep folders instead, or another key).")
+    if len(groups) != 2:  # a value may be a whole config (--by model where no run chose one): each one shortened
+        values = shorten(", ".join(shorten(v, 40) for v in sorted(groups)), 100)
+        runs = [r for g in groups.values() for r in g]
+        varying = sorted(k for k in {k for r in runs for k in r.overrides}
+                         if len({r.overrides.get(k) for r in runs}) > 1) or ["none"]
+        raise UserError(f"--by {key} splits {sweep} into {len(groups)} group(s) ({values}); it needs exactly two: "
+                        f"split by an override its runs differ in ({shorten(', '.join(varying), 80)}), or pass two "
+                        "sweep folders.")
     (name_a, runs_a), (name_b, runs_b) = sorted(groups.items())
     return (name_a, runs_a), (name_b, runs_b)
 

@@ -29,6 +29,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from hydra_plugins.classify_optuna_sweeper.settings import PRUNER_CLASSES
 from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, require
 from src.runs.sweep import PRUNED_FILE  # noqa: F401  (in a pruned trial's job folder: when and why)
@@ -39,13 +40,7 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)  # a dead process's trial runs again, up to 3 times
-PRUNERS = {
-    "median": optuna.pruners.MedianPruner,
-    "percentile": optuna.pruners.PercentilePruner,
-    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-    "hyperband": optuna.pruners.HyperbandPruner,
-    "none": optuna.pruners.NopPruner,
-}
+PRUNERS = {name: getattr(optuna.pruners, cls) for name, cls in PRUNER_CLASSES.items()}
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
     "random": optuna.samplers.RandomSampler,
