@@ -91,8 +91,7 @@ def test_tuner_finds_batch_size_then_lr_and_the_run_uses_them(cli):
      "takes several in each (Lightning's manual optimisation); set steps_per_call=1 or drop "
      "trainer.gradient_clip_val.\n"),
     (["data=iris", "data.steps_per_call=5"],
-     "error: data.steps_per_call is the training setting steps_per_call, which the data and model configs "
-     "receive; set steps_per_call=5 instead.\n"),
+     "error: data.steps_per_call is not a setting of data=iris; did you mean the top-level setting steps_per_call?\n"),
 ])
 def test_impossible_recipes_stop_with_one_sentence(cli_in_process, args, fragment):
     result = cli_in_process("src.train", *args, *FAST, "trainer.max_epochs=1")

@@ -224,6 +224,8 @@ def _nearest(cfg: DictConfig, key: str) -> str:
         return f"{reached} holds a value ({shorten(repr(node), 60)}), not settings."
     names = [str(k) for k in node.keys() if not str(k).startswith("_")]
     if depth < len(parts):
+        if 0 < depth == len(parts) - 1 and parts[depth] in tree:  # data.steps_per_call: a training setting
+            return f"did you mean the top-level setting {parts[depth]}?"
         close = difflib.get_close_matches(parts[depth], names, n=1)
         if close:
             return f"did you mean {'.'.join([*parts[:depth], close[0], *parts[depth + 1:]])}?"
