@@ -63,9 +63,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.inference.eval_report import write_calibration, write_report, write_test_predictions
     from src.inference.model import check_data_fits, rebuild_module
     from src.runs.checkpoint import load_checkpoint, run_dir_of, training_paths
-    from src.runs.quiet import quiet_library_noise
+    from src.runs.console import one_line, quiet_library_noise, scalar_metrics
     from src.runs.record import RunRecord
-    from src.runs.summary import one_line, scalar_metrics
 
     quiet_library_noise()
     path, ckpt = load_checkpoint(cfg.ckpt_path)

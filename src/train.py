@@ -35,8 +35,8 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     from src.config.names import plain
     from src.config.schema import validate_config
     from src.config.tree import print_config_tree
-    from src.runs.hparams import build_loggers, end_with_job, hparams_for_logging, log_hparams_table, log_params
-    from src.runs.quiet import quiet_library_noise
+    from src.runs.console import quiet_library_noise
+    from src.runs.loggers import build_loggers, end_with_job, hparams_for_logging, log_hparams_table, log_params
     from src.runs.record import completed_record, composition_of
 
     started = time.perf_counter()
@@ -68,7 +68,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
         if resume is not None:
             resume.continue_logs(loggers, out_dir)
-    params = hparams_for_logging(cfg, composition)  # what runs are compared by (src/runs/hparams.py)
+    params = hparams_for_logging(cfg, composition)  # what runs are compared by (src/runs/loggers.py)
     log_params(loggers, params)
     with end_with_job():  # a W&B run of this job ends with it
         metrics = fit_and_test(cfg, trainer, model, datamodule, resume.path if resume else None)
@@ -84,7 +84,7 @@ def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, res
     from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn  # (see train's imports)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from src.runs.summary import one_line, scalar_metrics
+    from src.runs.console import one_line, scalar_metrics
 
     try:  # Lightning exits with code 0 on SIGTERM; a scheduler must see that the job was stopped
         if cfg.train:

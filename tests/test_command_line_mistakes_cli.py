@@ -121,7 +121,7 @@ def test_the_form_a_refused_search_expression_suggests_runs(cli, cli_in_process,
 
 
 def test_the_sweeper_schema_lists_every_key_of_its_config():
-    from hydra_plugins.classify_optuna_sweeper.settings import HYDRA_KEYS, SETTINGS
+    from src.sweeps.settings import HYDRA_KEYS, SETTINGS
 
     keys = set(yaml.safe_load((CONF / "hydra" / "sweeper" / "optuna.yaml").read_text()))
     assert keys - set(HYDRA_KEYS) == set(SETTINGS)

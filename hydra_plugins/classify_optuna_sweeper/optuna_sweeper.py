@@ -27,9 +27,9 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         # Imported here: Hydra imports every plugin module at each start, and only a search needs Optuna.
-        from hydra_plugins.classify_optuna_sweeper.settings import check_settings
         from src.errors import exits_on_user_error
         from src.sweeps.search import run_search
+        from src.sweeps.settings import check_settings
 
         exits_on_user_error(check_settings)(self.settings)  # (the entry points check it before composing too)
         exits_on_user_error(run_search)(self.settings, arguments, self.config, self.launcher)

@@ -1,5 +1,5 @@
-"""Ctrl-C, SIGTERM (e.g. a SLURM pre-emption) or a submitit job's requeue signal: save a checkpoint,
-say how to resume, then exit (or let submitit requeue the job)."""
+"""Ctrl-C, SIGTERM (e.g. a SLURM pre-emption) or a submitit job's requeue signal (src/callbacks/requeue.py):
+save a checkpoint, say how to resume, then exit (or let submitit requeue the job)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,7 +14,6 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from src.errors import UserError
 from src.lightning_internals import restart_validation_pass, stop_at_next_batch_boundary
 
 
@@ -28,28 +26,22 @@ class CheckpointOnInterrupt(L.Callback):
     validates that epoch again from its first batch (the interrupted pass left no complete metrics).
     Ctrl-C stops training as SIGTERM does (Lightning notes the signal and stops between two batches),
     so that the checkpoint never holds half a step; a second Ctrl-C stops at once. (With several
-    processes Ctrl-C keeps Python's immediate stop, and the checkpoint may hold half a step.)
-
-    In a job started by submitit (`hydra/launcher=slurm` or `submitit_local`), the signal submitit
-    requeues on (SIGUSR2 by default, sent `signal_delay_s` before the time limit) stops training
-    the same way; once `interrupted.ckpt` is saved, submitit's own handler requeues the job
-    (`end_interrupted_run`), and the requeued job resumes from that checkpoint in its folder.
-
-    What stopped the run is kept on the callback for the entry point: `ctrl_c_pressed`, and
-    `requeue` (submitit's handler and the signal it was sent, once that signal stopped the run).
+    processes Ctrl-C keeps Python's immediate stop, and the checkpoint may hold half a step.) In a
+    submitit job its requeue signal stops training the same way, and the job is requeued
+    (src/callbacks/requeue.py). What stopped the run is kept on the callback for the entry point:
+    `ctrl_c_pressed`, and `requeue` (the submitit job's requeue signal, `requeue.stopped` once it stopped the run).
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
         self.filename = filename
         self.ctrl_c_pressed = False
-        self.requeue: tuple[Callable[[int, Any], Any], int] | None = None
+        self.requeue: Any = None  # a submitit job's requeue signal (src/callbacks/requeue.py)
         self._saving_mid_validation = False
         self._previous_handler: Any = None
-        self._previous_requeue_handler: tuple[int, Any] | None = None
 
-    # --- Ctrl-C: stop where SIGTERM stops ---------------------------------------------------------
+    # --- Ctrl-C: stop where SIGTERM stops; a submitit job's requeue signal too ---------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.ctrl_c_pressed, self.requeue = False, None
+        self.ctrl_c_pressed = False
         in_main_thread = threading.current_thread() is threading.main_thread()
         if trainer.world_size == 1 and in_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
@@ -76,49 +68,25 @@ class CheckpointOnInterrupt(L.Callback):
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
 
-    # --- submitit's requeue signal: stop where SIGTERM stops, then let submitit requeue -----------
     def _defer_requeue_signal(self) -> None:
-        signum = submitit_requeue_signal()
-        if signum is None or threading.current_thread() is not threading.main_thread():
-            return
-        handler = signal.getsignal(signum)
-        if callable(handler) and handler != self._on_requeue_signal:  # submitit's handler is installed
-            self._previous_requeue_handler = (signum, handler)
-            signal.signal(signum, self._on_requeue_signal)
+        if self.requeue is None and "submitit" in sys.modules:  # a submitit job (submitit is loaded only there)
+            from src.callbacks.requeue import submitit_requeue
 
-    def _on_requeue_signal(self, signum: int, frame: Any) -> None:
-        if self.requeue is not None or self._previous_requeue_handler is None:
-            return  # already stopping
-        self.requeue = (self._previous_requeue_handler[1], signum)
-        print(f"\nReceived {signal.Signals(signum).name} (the job's time limit or pre-emption): stopping after the "
-              "batch in progress to save a checkpoint; then submitit requeues the job ...", flush=True)
-        stop_at_next_batch_boundary(frame)
+            self.requeue = submitit_requeue()
+        if self.requeue is not None:
+            self.requeue.defer()
 
     def _restore_requeue_signal(self) -> None:
-        if self._previous_requeue_handler is not None:
-            signal.signal(*self._previous_requeue_handler)
-            self._previous_requeue_handler = None
+        if self.requeue is not None:
+            self.requeue.restore()
 
     # --- the end of a stopped run ---------------------------------------------------------------
     def end_run(self) -> NoReturn:
-        """End the process of the run this callback saw stopped (its checkpoint is saved): submitit's
-        requeue signal goes on to submitit's handler, which resubmits the job with the same arguments
-        and exits (a job it may not requeue again ends in one sentence); otherwise exit 130 for Ctrl-C,
+        """End the process of the run this callback saw stopped (its checkpoint is saved): a submitit job's
+        requeue signal goes on to submitit's handler (src/callbacks/requeue.py); otherwise exit 130 for Ctrl-C,
         143 for SIGTERM (128 + the signal's number)."""
-        requeue, self.requeue = self.requeue, None
-        if requeue is not None:
-            handler, signum = requeue
-            # submitit's refusal to requeue (e.g. after hydra.launcher.max_num_timeout time limits); submitit is
-            # loaded wherever its handler is installed
-            refusal = getattr(sys.modules.get("submitit.core.utils"), "UncompletedJobError", RuntimeError)
-            try:
-                handler(signum, None)
-            except refusal as exc:
-                raise UserError(
-                    f"submitit did not requeue this job ({exc}); its checkpoint is kept in the job folder: start the "
-                    "sweep's own command again with hydra.sweep.dir=<its folder> to resume it, or allow more requeues "
-                    "with hydra.launcher.max_num_timeout=N."
-                ) from exc
+        if self.requeue is not None and self.requeue.stopped:
+            self.requeue.requeue()
         sys.exit(128 + (signal.SIGINT if self.ctrl_c_pressed else signal.SIGTERM))
 
     # --- the checkpoint ---------------------------------------------------------------------------
@@ -148,14 +116,6 @@ class CheckpointOnInterrupt(L.Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._saving_mid_validation:
             restart_validation_pass(checkpoint)
-
-
-def submitit_requeue_signal() -> int | None:
-    """The signal submitit requeues a job on (SIGUSR2, or what SUBMITIT_PREEMPT_SIGNAL names), when
-    this process runs a submitit job (submitit is loaded only there)."""
-    submitit = sys.modules.get("submitit")
-    name = getattr(getattr(submitit, "JobEnvironment", None), "USR_SIG", None)
-    return getattr(signal, f"SIG{name}", None) if name else None
 
 
 def end_interrupted_run(trainer: L.Trainer) -> NoReturn:

@@ -5,7 +5,6 @@ stop in one sentence (exit code 2); Hydra's own reports of them span several lin
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
 from src.config.names import CONF
-from src.errors import UserError, shorten
+from src.errors import UserError
 
 
 def _options(folder: Path) -> list[str]:
@@ -42,9 +41,6 @@ def check_choices(args: Sequence[str], conf: Path = CONF) -> None:
                             f"the choices are {', '.join(options)}.")
 
 
-GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
-
-
 def check_overrides(args: Sequence[str]) -> None:
     """Raise a UserError for a `key=value` argument that Hydra's override grammar cannot read."""
     parser = OverridesParser.create()
@@ -54,44 +50,9 @@ def check_overrides(args: Sequence[str]) -> None:
         try:
             parser.parse_overrides([arg])
         except OverrideParseException as exc:
-            fix = _corrected(arg, exc.message)
-            todo = f"write {fix}." if fix else f"correct it (functions and quoting: {GRAMMAR})."
-            raise UserError(f"cannot read the override {shorten(arg, 100)}: {_reason(exc.message)}; {todo}") from None
+            from src.config.mistakes import unreadable_override  # (on a refusal only)
 
-
-def _corrected(arg: str, message: str) -> str | None:
-    """`optimizer.lr=interval(0.001,0.1)` for `optimizer.lr=intervl(0.001,0.1)`: a misspelt function corrected,
-    written as Hydra accepts it (a search of hydra.sweeper.params.<key> is a search of <key> itself)."""
-    unknown = re.search(r"Unknown function '(\w+)'", message)
-    known = re.search(r"Available: ([\w,]+)", message)
-    if not unknown or not known:
-        return None
-    close = difflib.get_close_matches(unknown.group(1), known.group(1).split(","), n=1)
-    if not close:
-        return None
-    key, value = arg.split("=", 1)
-    key = key.lstrip("+").removeprefix("hydra.sweeper.params.")
-    call = re.compile(rf"\b{unknown.group(1)}\(")
-    fixed = f"{key}={call.sub(close[0] + '(', value)}"
-    try:
-        OverridesParser.create().parse_overrides([fixed])
-    except OverrideParseException:
-        return None  # something else is wrong too: the parser's reason stands alone
-    return shorten(fixed, 100)
-
-
-def _reason(message: str) -> str:
-    """Hydra's multi-line parse report as one clause: the parser's complaint and the known functions."""
-    parts = []
-    for line in message.splitlines():
-        if not line or line.startswith(("Error parsing override", "See http")):
-            continue
-        if line.startswith("HydraException while evaluating"):
-            line = line.split("': ", 1)[-1]
-        if line.startswith("Available: "):
-            line = f"(known: {line.removeprefix('Available: ').replace(',', ', ')})"
-        parts.append(line)
-    return " ".join(parts) or message
+            raise unreadable_override(arg, exc.message) from None
 
 
 MODES = {"-m": "-m", "--multirun": "-m", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info", "--info": "--info",
@@ -110,9 +71,10 @@ def check_command_line(args: Sequence[str], config_name: str | None = None) -> N
     """Every entry point's check of its command line before Hydra runs it: overrides Hydra cannot read,
     group choices with no file, then the overrides composed (src/config/composition.py) with `config_name`
     (default: the running entry point's config)."""
-    from src.config.composition import check_composition
-
     check_modes(args)
     check_overrides(args)
     check_choices(args)
-    check_composition(args, config_name)
+    if any(not a.startswith("-") and ("=" in a or a.startswith("~")) for a in args):  # overrides to compose
+        from src.config.composition import check_composition
+
+        check_composition(args, config_name)

@@ -17,6 +17,9 @@ CONFIG_GROUPS = tuple(sorted(p.name for p in CONF.iterdir() if p.is_dir()))
 # The groups whose `_target_` nodes a run builds, so the schema checks them before any data is loaded.
 BUILT_GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "augment")
 
+# The project's Optuna sweeper (hydra/sweeper=optuna), as the composed `hydra.sweeper._target_` names it.
+SWEEPER_TARGET = "hydra_plugins.classify_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+PARAMS = "hydra.sweeper.params."  # its search space: `hydra.sweeper.params.<config key>: <search expression>`
 # Keys of the optimizer and scheduler configs read by ClassificationModule and src/models/schedulers.py, not
 # passed to the class.
 OPTIMIZER_OWN_KEYS = ("decay_bias_and_norm", "backbone_lr_scale")

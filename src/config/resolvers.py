@@ -4,20 +4,9 @@ Every entry point imports this module first, so it imports nothing heavy: the re
 set's files or the trackers' settings import their modules when a config first uses them."""
 
 import os
+from importlib import import_module
 
 from omegaconf import OmegaConf
-
-if not OmegaConf.has_resolver("len"):
-    # `input_shape: ['${len:${data.features}}']`: the number of selected features.
-    OmegaConf.register_new_resolver("len", lambda seq: len(seq))
-
-if not OmegaConf.has_resolver("cwd"):
-    # `root_dir: ${cwd:}`: the folder the command runs from (known before Hydra sets up a sweep).
-    OmegaConf.register_new_resolver("cwd", os.getcwd)
-
-if not OmegaConf.has_resolver("pid"):
-    # `${pid:}` in run folder names: two processes never share a folder, even started in the same microsecond.
-    OmegaConf.register_new_resolver("pid", os.getpid)
 
 
 def as_node(value):
@@ -25,47 +14,24 @@ def as_node(value):
     return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
 
 
-if not OmegaConf.has_resolver("image_folder"):
-    # `num_classes: ${image_folder:num_classes}`: read off the image folder and the data node's own settings.
-    def _image_folder(key: str, *, _parent_):
-        from src.data.image_folder_settings import config_value
+def read_off(module: str):
+    """`${image_folder:num_classes}` and the like: `config_value(key, data node)` of `module`, imported on first use."""
+    return lambda key, *, _parent_: as_node(import_module(module).config_value(key, _parent_))
 
-        return as_node(config_value(key, _parent_))
 
-    OmegaConf.register_new_resolver("image_folder", _image_folder)
-
-if not OmegaConf.has_resolver("table"):
-    # `input_shape: ${table:input_shape}`: the encoded width of a CSV/Parquet table with the data node's settings.
-    def _table(key: str, *, _parent_):
-        from src.data.csv_table import config_value
-
-        return as_node(config_value(key, _parent_))
-
-    OmegaConf.register_new_resolver("table", _table)
-
-if not OmegaConf.has_resolver("shards"):
-    # `input_shape: ${shards:input_shape}`: read off the shards' description (shards.json) at data.root.
-    def _shards(key: str, *, _parent_):
-        from src.data.shard_format import config_value
-
-        return as_node(config_value(key, _parent_))
-
-    OmegaConf.register_new_resolver("shards", _shards)
-
-if not OmegaConf.has_resolver("tracker"):
-    # `run_name: ${tracker:name}` (also `group`, `tags`): how MLflow and W&B name this job (src/runs/trackers.py).
-    def _tracker(key: str):
-        from src.runs.trackers import run_identity
-
-        return as_node(run_identity()[key])
-
-    OmegaConf.register_new_resolver("tracker", _tracker)
-
-if not OmegaConf.has_resolver("wandb_offline"):
-    # `offline: ${wandb_offline:}`: true unless a W&B API key is configured (src/runs/trackers.py).
-    def _wandb_offline() -> bool:
-        from src.runs.trackers import wandb_offline
-
-        return wandb_offline()
-
-    OmegaConf.register_new_resolver("wandb_offline", _wandb_offline)
+RESOLVERS = {
+    "len": lambda seq: len(seq),  # `input_shape: ['${len:${data.features}}']`: the number of selected features
+    "cwd": os.getcwd,  # `root_dir: ${cwd:}`: the folder the command runs from (known before a sweep is set up)
+    "pid": os.getpid,  # `${pid:}` in run folder names: no two processes share a folder
+    # read off the data set with the data node's own settings: an image folder, a table, shards (shards.json)
+    "image_folder": read_off("src.data.image_folder_settings"),
+    "table": read_off("src.data.csv_table"),
+    "shards": read_off("src.data.shard_format"),
+    # how MLflow and W&B name this job (`run_name: ${tracker:name}`, also group and tags), and W&B offline
+    # unless an API key is configured (`offline: ${wandb_offline:}`): src/runs/trackers.py
+    "tracker": lambda key: as_node(import_module("src.runs.trackers").run_identity()[key]),
+    "wandb_offline": lambda: import_module("src.runs.trackers").wandb_offline(),
+}
+for name, resolver in RESOLVERS.items():
+    if not OmegaConf.has_resolver(name):
+        OmegaConf.register_new_resolver(name, resolver)

@@ -88,7 +88,7 @@ class InMemoryDataModule(L.LightningDataModule, ABC):
         if duplicates != "off":  # the duplicate check's code loads only when it is on
             from src.data.duplicates import check_policy
             check_policy(duplicates, duplicate_distance)
-        self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/hparams.py)
+        self.save_hyperparameters(logger=False)  # the loggers get what runs are compared by (src/runs/loggers.py)
         self.name = name
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape)

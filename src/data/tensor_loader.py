@@ -18,19 +18,15 @@ class TensorBatchLoader:
     """Iterate over `(inputs[idx], targets[idx])` batches of a split held as two tensors.
 
     - `batch_size=None` serves the whole split as one batch (full-batch gradient descent).
-    - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass over
-      the data whenever one ends: tiny data sets then train for many steps per epoch, so the
-      per-epoch work (validation, logging) happens every N steps instead of every step.
-    - `limit_steps=N` cuts every epoch to at most N batches (steps).
-    - The order of epoch `e` depends only on `seed` and `e`, so a run is reproducible and a
-      resumed run continues the same sequence: Lightning calls `set_epoch` through `sampler`,
-      as it does for a `DistributedSampler`.
-    - Under distributed training (`world_size > 1`) every rank draws the same order and takes its
-      own share: training shares are cut to equal length (every rank takes the same number of
-      steps); evaluation shares cover every sample once.
-    - `state_dict()` is the position in the epoch (Lightning stores it in every checkpoint);
-      after `load_state_dict()` the next iteration serves only the batches of that epoch not yet
-      taken, so a run resumed mid-epoch repeats and skips none.
+    - `steps_per_epoch` makes one "epoch" that many batches, starting a new (reshuffled) pass whenever one
+      ends, so tiny data sets do per-epoch work (validation, logging) every N steps instead of every step;
+      `limit_steps=N` cuts every epoch to at most N batches.
+    - The order of epoch `e` depends only on `seed` and `e` (Lightning calls `set_epoch` through
+      `sampler`, as for a `DistributedSampler`), so a run is reproducible and a resumed run continues it.
+    - Under distributed training every rank draws the same order and takes its own share: equal for
+      training (every rank takes the same number of steps), every sample once for evaluation.
+    - `state_dict()` is the position in the epoch (in every checkpoint); after `load_state_dict()` the
+      next iteration serves only the batches of that epoch not yet taken: a resumed run repeats and skips none.
     """
 
     def __init__(

@@ -34,7 +34,7 @@ class ClassificationModule(L.LightningModule):
                  label_smoothing: float = 0.0, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  tta_flip: bool = False, stop_on_non_finite_loss: bool = True) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)  # loggers: src/runs/hparams.py
+        self.save_hyperparameters(ignore=["stop_on_non_finite_loss"], logger=False)  # loggers: src/runs/loggers.py
         lr = optimizer.get("lr")
         require(isinstance(lr, (int, float)) and lr > 0,
                 f"optimizer.lr must be a positive number, got {lr!r}; try e.g. optimizer.lr=0.01.")

@@ -25,6 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.errors import explain
+from src.runs.console import one_line
 from src.runs.record import failed_record
 from src.runs.resume import (
     AnotherRunInFolder,
@@ -34,7 +35,6 @@ from src.runs.resume import (
     read_resume_point,
     resumed_run_config,
 )
-from src.runs.summary import one_line
 
 
 def command_overrides() -> list[str]:

@@ -10,7 +10,7 @@
 - `log_mlflow_params`: MLflow keeps a parameter's first value, so a resumed run says which it changed;
   `finish_trackers`: end the W&B run of this process, so that the next job of a sweep in the same
   process gets its own. This file loads only when a logger config names MLflow or W&B
-  (src/runs/hparams.py builds the loggers).
+  (src/runs/loggers.py builds the loggers).
 """
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from hydra_plugins.classify_optuna_sweeper.settings import PRUNER_CLASSES
 from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, require
 from src.runs.sweep import PRUNED_FILE  # noqa: F401  (in a pruned trial's job folder: when and why)
+from src.sweeps.settings import PRUNER_CLASSES
 
 DEFAULT_FILE = "optuna.db"
 CREATE_TRIES = 8  # attempts at creating the tables of a new database

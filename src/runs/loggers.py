@@ -1,5 +1,5 @@
-"""What runs are compared by (TensorBoard's HPARAMS columns, the MLflow / W&B parameters), and the loggers
-that show them: `build_loggers`, `log_params` (at the start), `log_hparams_table` (with the final metrics).
+"""A run's loggers and what runs are compared by (TensorBoard's HPARAMS columns, the MLflow / W&B parameters):
+`build_loggers`, `log_params` (at the start), `log_hparams_table` (with the final metrics).
 
 `hparams_for_logging(cfg, composition)` is one flat `{name: value}`: the config group choices, the usual
 hyper-parameters (`HYPERPARAMETERS`, where the config has them; the fold of a cross-validation), and every value

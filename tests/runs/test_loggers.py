@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.runs.hparams import final_metrics_for_logging, hparams_for_logging
+from src.runs.loggers import final_metrics_for_logging, hparams_for_logging
 
 
 def test_hparams_are_the_choices_the_set_values_and_the_overridden_keys_without_paths_or_targets(compose):
