@@ -13,7 +13,7 @@ from typing import Any
 
 # Every key of conf/hydra/sweeper/optuna.yaml (its comments say what each does).
 SETTINGS = ("study_name", "storage", "n_trials", "n_jobs", "direction", "metrics", "sampler", "seed", "pruner",
-            "pruner_args", "heartbeat_s", "params")
+            "pruner_args", "heartbeat_s", "max_failed_trials", "params")
 HYDRA_KEYS = ("_target_", "_recursive_")
 # hydra.sweeper.pruner -> the optuna.pruners class it builds.
 PRUNER_CLASSES = {"median": "MedianPruner", "percentile": "PercentilePruner",
