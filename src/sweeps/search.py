@@ -18,11 +18,10 @@ import logging
 import math
 import shlex
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,19 @@ import optuna
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from src.config.sweep_folder import quoted_override_value
 from src.errors import UserError, require
 from src.runs.record import RunRecord, read_record
-from src.sweeps.space import search_space, trial_overrides
+from src.sweeps.coordination import Heartbeat, PendingAsk, ask_lock
+from src.sweeps.space import search_space, suggest, trial_overrides
 from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, open_study, search_sampler, shown, storage_url
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # a WAITING one is asked for next
+ASK_TRIES = 5  # asks in a row whose trials other processes failed, before the search stops
 
 
 def objectives(settings: DictConfig, config: DictConfig) -> tuple[list[str], list[str]]:
@@ -68,30 +70,6 @@ def job_values(record: RunRecord | None, metrics: Sequence[str]) -> list[float] 
     return [float(v) for v in values]
 
 
-class Heartbeat:
-    """Records every `interval_s` that this process is running its trials (a database storage only), so
-    another process can tell a trial of a dead one from a live one."""
-
-    def __init__(self, storage: Any, trial_ids: Sequence[int], interval_s: int | None) -> None:
-        self.storage, self.trial_ids, self.interval_s = storage, list(trial_ids), interval_s
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.is_set():
-            for trial_id in self.trial_ids:
-                self.storage.record_heartbeat(trial_id)
-            self.stop.wait(self.interval_s)
-
-    def __enter__(self) -> Heartbeat:
-        if self.interval_s and hasattr(self.storage, "record_heartbeat"):
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-
-
 @dataclass
 class Search:
     """An opened search: its study, what every trial's job is given, and how many trials to run."""
@@ -106,6 +84,20 @@ class Search:
     n_jobs: int
     heartbeat_s: int | None
     max_failed_trials: int
+    url: str = ""  # the storage's URL: where the ask lock is taken
+    heartbeat: Heartbeat = field(init=False)
+    ask_lock: Any = field(init=False)
+    study_id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heartbeat = Heartbeat(self.storage, self.heartbeat_s)
+        self.ask_lock = ask_lock(self.url, self.study.study_name)
+        self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        if hasattr(self.study.sampler, "heartbeat"):  # the search sampler records a new trial's first heartbeat
+            self.study.sampler.heartbeat = self.heartbeat
+
+    def trial_id(self, trial: optuna.trial.Trial) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
 
 
 def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConfig) -> Search:
@@ -133,8 +125,6 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
     require(isinstance(max_failed, int) and max_failed >= 1, f"hydra.sweeper.max_failed_trials={max_failed} is "
             "not a whole number above 0; give how many failed trials stop the search, e.g. 3.")
     storage = open_storage(url, settings.get("heartbeat_s"))
-    if settings.get("heartbeat_s") and isinstance(storage, optuna.storages.RDBStorage):
-        sampler.heartbeat_storage = storage
     study = open_study(storage, settings.study_name, url, directions, sampler, pruner, space)
     study.set_user_attr("metrics", list(metrics))
     log.info(f"Study {study.study_name} in {shown(url)}: {settings.n_trials} trials, {', '.join(directions)} "
@@ -146,19 +136,46 @@ def open_search(settings: DictConfig, arguments: Sequence[str], config: DictConf
                                for k, v in trial_callback.items()),
                      *(f"+callbacks.optuna_trial.pruner_args.{k}={v}" for k, v in pruner_args.items())]
     return Search(study, storage, space, job_overrides, metrics, sweep_dir, int(settings.n_trials),
-                  int(settings.n_jobs), settings.get("heartbeat_s"), max_failed)
+                  int(settings.n_jobs), settings.get("heartbeat_s"), max_failed, url)
 
 
 def next_trials(search: Search) -> list[optuna.trial.Trial]:
-    """Up to `n_jobs` new trials, as many as the study lacks (none: the search is done). Trials of dead
-    processes are failed (and queued again) first."""
+    """Up to `n_jobs` new trials, as many as the study lacks (none: the search is done). Under the study's
+    ask lock, one process at a time fails the trials of dead processes (and queues them again), counts
+    the study and adds its trials (a queued one first), so processes asking at once never go beyond
+    `n_trials`; the parameters are drawn after the lock is let go, while the trials' heartbeats beat. A
+    trial that another process failed meanwhile (this one stalled for 2 x heartbeat_s: its retry is
+    queued) is left out, and the study is asked again, up to `ASK_TRIES` times."""
     study = search.study
-    with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental, and heartbeats as Study.optimize's
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
-        optuna.storages.fail_stale_trials(study)
-        counted = len(study.get_trials(deepcopy=False, states=COUNTED))
-        return [study.ask(search.space) for _ in range(min(search.n_jobs, search.n_trials - counted))]
+    for _ in range(ASK_TRIES):
+        with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental, heartbeats as optimize's
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
+            with search.ask_lock(), PendingAsk(study, search.storage, search.study_id, search.heartbeat):
+                optuna.storages.fail_stale_trials(study)
+                counted = len(study.get_trials(deepcopy=False, states=COUNTED))
+                trials = [study.ask() for _ in range(min(search.n_jobs, search.n_trials - counted))]
+                for trial in trials if getattr(study.sampler, "counts_in_study", False) else []:
+                    _ = trial.relative_params  # QMC numbers its points in the study: one process at a time
+        asked = [trial for trial in trials if draw(search, trial)]
+        if asked or not trials:
+            return asked
+    raise UserError(f"this process stalled for more than 2 x hydra.sweeper.heartbeat_s ({2 * search.heartbeat_s} "
+                    f"s) in each of {ASK_TRIES} asks, and other processes failed its trials each time; raise "
+                    "hydra.sweeper.heartbeat_s (e.g. 60) or lighten the machine's load, and run the command again.")
+
+
+def draw(search: Search, trial: optuna.trial.Trial) -> bool:
+    """Draw `trial`'s parameters (a queued trial keeps its own); False when another process failed it
+    meanwhile (it took this process for dead and queued the trial again)."""
+    try:
+        suggest(trial, search.space)
+        return True
+    except UpdateFinishedTrialError:
+        search.heartbeat.discard(search.trial_id(trial))
+        log.warning(f"Trial {trial.number} was failed by another process while this one drew its parameters "
+                    "(its heartbeat came more than 2 x heartbeat_s late) and queued again; asking for another.")
+        return False
 
 
 def failure(record: RunRecord | None, metrics: Sequence[str]) -> str:
@@ -184,16 +201,19 @@ def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: A
     study = search.study
     jobs = [[*search.job_overrides, *trial_overrides(t.params), f"+callbacks.optuna_trial.trial={t.number}",
              f"hydra.sweep.subdir={t.number}"] for t in trials]
-    study_id = search.storage.get_study_id_from_name(study.study_name)
-    ids = [search.storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in trials]
+    ids = [search.trial_id(t) for t in trials]
     try:
-        with Heartbeat(search.storage, ids, search.heartbeat_s):
-            returns = launcher.launch(jobs, initial_job_idx=trials[0].number)
+        returns = launcher.launch(jobs, initial_job_idx=trials[0].number)
     except BaseException:  # stopped (a signal, Ctrl-C) or crashed: these trials did not finish
         for trial in trials:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            try:
+                study.tell(trial, state=TrialState.FAIL)
+            except (ValueError, UpdateFinishedTrialError):  # failed by another process, which queued it again
+                continue
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         raise
+    finally:
+        search.heartbeat.discard(*ids)
     faults, failed = [], []
     for trial, ret in zip(trials, returns):
         job_dir = search.sweep_dir / str(trial.number)
@@ -217,8 +237,11 @@ def run_trials(search: Search, trials: Sequence[optuna.trial.Trial], launcher: A
 def tell(study: optuna.Study, trial: optuna.trial.Trial, **ending: Any) -> None:
     """Tell the study how `trial` ended, unless another process failed it meanwhile (its heartbeat came
     late: that process took this one for dead and queued the trial again)."""
-    told = study.tell(trial, skip_if_finished=True, **ending)
-    if told.state == TrialState.FAIL and ending.get("state") != TrialState.FAIL:
+    try:
+        told = study.tell(trial, skip_if_finished=True, **ending).state
+    except UpdateFinishedTrialError:  # failed between Optuna's check and its write
+        told = TrialState.FAIL
+    if told == TrialState.FAIL and ending.get("state") != TrialState.FAIL:
         log.warning(f"Trial {trial.number} was failed by another process (its heartbeat came more than "
                     "2 x heartbeat_s late) and queued again; its result here is not kept.")
 
@@ -237,6 +260,11 @@ def run_search(settings: DictConfig, arguments: Sequence[str], config: DictConfi
             raise UserError(f"{len(failed)} trials of this search failed (the last, trial {number}: {reason}); fix "
                             "that and run the same command again, or allow more with "
                             "hydra.sweeper.max_failed_trials=N.")
+    search.heartbeat.close()
+    waiting = search.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if waiting:  # the study holds n_trials without them (n_trials was lowered since they were queued)
+        log.warning(f"Trials {', '.join(str(t.number) for t in waiting)} are queued but not run: the study holds "
+                    f"{search.n_trials} trials; raise hydra.sweeper.n_trials to run them.")
     write_results(search.study, search.sweep_dir, search.metrics)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
 from hydra.errors import HydraException
@@ -79,3 +80,16 @@ def search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]
 def trial_overrides(params: Mapping[str, Any]) -> list[str]:
     """`name=value` overrides of the values Optuna chose for a trial (`trial.params`)."""
     return [f"{name}={value}" for name, value in params.items()]
+
+
+def suggest(trial: optuna.trial.Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """Draw `trial`'s value of each parameter of `space` through the trial's suggest API (a queued trial's
+    own values are kept)."""
+    for name, dist in space.items():
+        if isinstance(dist, FloatDistribution):
+            trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        elif isinstance(dist, CategoricalDistribution):
+            trial.suggest_categorical(name, dist.choices)
+        else:
+            trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.params

@@ -7,7 +7,7 @@ Storage (`hydra.sweeper.storage`):
   one study shared by every sweep process that names it, on any machine;
 - `journal:PATH`: Optuna's journal file, for a filesystem shared by several machines without a database.
 A database trial whose sweep process died stops sending heartbeats; after `2 * heartbeat_s` it is failed
-and queued again with the same parameters.
+and queued again with the same parameters (src/sweeps/coordination.py).
 """
 
 from __future__ import annotations
@@ -193,15 +193,21 @@ class SearchSampler(optuna.samplers.BaseSampler):
     with the same seed in each would ask every process for the same parameters), and one process on a new
     study asks the same trials every time. A sampler that places its draws by the study's own count
     (QMC) keeps the one seed, as every process of its study must. A new trial's first heartbeat is
-    recorded as soon as the trial exists (`heartbeat_storage`, a database with heartbeats), so that the
-    trial of a process killed while it asks goes stale like any other."""
+    recorded as soon as the trial exists, and the search's heartbeat thread beats it from then on
+    (`heartbeat`, a database with heartbeats): its parameters are drawn while it beats, and the trial of
+    a process killed while it asks goes stale like any other."""
 
     SHARED_SEED = (optuna.samplers.QMCSampler,)
 
     def __init__(self, build: Any, seed: int | None) -> None:
         self.build, self.seed, self.number = build, seed, None
         self.sampler: optuna.samplers.BaseSampler = build(seed)
-        self.heartbeat_storage: Any = None
+        self.heartbeat: Any = None  # src.sweeps.coordination.Heartbeat
+
+    @property
+    def counts_in_study(self) -> bool:
+        """Whether the sampler numbers its draws by a count it keeps in the study (QMC)."""
+        return isinstance(self.sampler, self.SHARED_SEED)
 
     def _for(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
         if self.seed is not None and trial.number != self.number and not isinstance(self.sampler, self.SHARED_SEED):
@@ -209,10 +215,10 @@ class SearchSampler(optuna.samplers.BaseSampler):
         return self.sampler
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        storage = self.heartbeat_storage
-        if storage is not None:
+        if self.heartbeat is not None and self.heartbeat.enabled:
+            storage = self.heartbeat.storage
             study_id = storage.get_study_id_from_name(study.study_name)
-            storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+            self.heartbeat.add(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
         self._for(trial).before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
