@@ -21,7 +21,8 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from optuna.exceptions import UpdateFinishedTrialError
 
-from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, trial_of
+from src.runs.sweep import PRUNED_FILE
+from src.sweeps.study import make_pruner, open_storage, trial_of
 
 
 class OptunaTrial(L.Callback):

@@ -13,7 +13,8 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from src.sweeps.study import PRUNED_FILE, open_storage, storage_url
+from src.runs.sweep import PRUNED_FILE
+from src.sweeps.study import open_storage, storage_url
 
 SWEEPER = "hydra_plugins.classify_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 

@@ -35,9 +35,10 @@ from optuna.trial import TrialState
 from src.config.sweep_folder import quoted_override_value
 from src.errors import UserError, require
 from src.runs.record import RunRecord, read_record
+from src.runs.sweep import PRUNED_FILE
 from src.sweeps.coordination import Heartbeat, PendingAsk, ask_lock
 from src.sweeps.space import search_space, suggest, trial_overrides
-from src.sweeps.study import PRUNED_FILE, make_pruner, open_storage, open_study, search_sampler, shown, storage_url
+from src.sweeps.study import make_pruner, open_storage, open_study, search_sampler, shown, storage_url
 
 log = logging.getLogger(__name__)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # a WAITING one is asked for next

@@ -31,7 +31,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from src.config.hydra_callbacks import unwritable_reason
 from src.errors import UserError, require
-from src.runs.sweep import PRUNED_FILE  # noqa: F401  (in a pruned trial's job folder: when and why)
 from src.sweeps.settings import PRUNER_CLASSES
 
 DEFAULT_FILE = "optuna.db"
