@@ -54,6 +54,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     if cfg.get("tuner"):  # Lightning's batch-size / lr finders on their own objects; cfg with what they found
         from src.tuning.finders import tune
         cfg = tune(cfg)
+        run_config = plain(cfg)  # with what the finders found
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), steps_per_call)
     model = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call)
@@ -62,7 +63,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
     callbacks = builders.build_all(cfg.get("callbacks"))
     loggers = build_loggers(cfg.get("logger"), out_dir)  # MLflow / W&B: the run folder's own tracker run
     trainer = builders.build_trainer(cfg.trainer, callbacks, loggers,
-                                  {"run_config": plain(cfg), "run_composition": composition})
+                                  {"run_config": run_config, "run_composition": composition})
 
     if rank_zero_only.rank == 0:
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
@@ -74,7 +75,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
         metrics = fit_and_test(cfg, trainer, model, datamodule, resume.path if resume else None)
     log_hparams_table(trainer.loggers, params, metrics)  # TensorBoard HPARAMS: parameters and final metrics
     if rank_zero_only.rank == 0:
-        completed_record(metrics, plain(cfg), composition["overrides"], str(trainer.strategy.root_device),
+        completed_record(metrics, run_config, composition["overrides"], str(trainer.strategy.root_device),
                          time.perf_counter() - started).write(out_dir)
     return metrics
 
