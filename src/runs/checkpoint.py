@@ -55,6 +55,10 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
 
     `tensors_on_demand`: the tensors are memory-mapped, read only if used; for readers of the run's
     configuration and counters, such as a resume, which Lightning then loads whole once."""
+    folder = Path(str(ckpt_path or "")).expanduser()
+    if folder.is_dir() and (folder / "config.json").is_file():  # a model folder of src.export format=hub
+        from src.runs.model_folder import read_model_folder
+        return read_model_folder(folder)
     path = resolve_ckpt_path(ckpt_path)
     _require_checkpoint_format(path)
     try:
