@@ -8,9 +8,8 @@ is carved from the training rows (`data.val_fraction`, folds) as for every data 
 An image set is decoded once, by the decoding rule of `data=image_folder` and `src.predict`
 (`src/data/image_files.py`: grey or RGB, resized to `image_size`), into the same uint8 cache on disk
 (`src/data/image_cache.py`, keyed by the library's fingerprint of each split), then served as
-whole-tensor batches with normalisation fitted on the training split. `data.streaming=true` reads
-the splits through the library's streaming instead, decoding each image while it trains
-(`src/data/hf_stream.py`). A table set (no `Image` column): `src/data/hf_table.py`.
+whole-tensor batches with normalisation fitted on the training split. A table set (no `Image`
+column): `src/data/hf_table.py`.
 """
 
 from __future__ import annotations
@@ -68,7 +67,6 @@ class HFDataModule(InMemoryDataModule):
         train_split: str = "train",
         val_split: str | None = None,
         test_split: str | None = None,
-        streaming: bool = False,
         image_size: int | Sequence[int] | str = 64,
         channels: int = 3,
         mean: Sequence[float] | str | None = None,
@@ -81,22 +79,16 @@ class HFDataModule(InMemoryDataModule):
         dataset: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.path, self.config_name, self.streaming = str(path), name, bool(streaming)
+        self.path, self.config_name = str(path), name
         require(isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1,
                 f"data.test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
-        self.columns = inspect(self.path, name, image_key, label_key, str(train_split), self.streaming)
+        self.columns = inspect(self.path, name, image_key, label_key, str(train_split), False)
         self.is_image = self.columns.image is not None
         if self.is_image:
             self.channels = check_channels(channels)
             self.size = image_size_of(image_size, pretrained_model)
             self.mean = normalisation_of(mean, "mean", pretrained_model, self.channels)
             self.std = normalisation_of(std, "std", pretrained_model, self.channels)
-        else:
-            require(not self.streaming, "data.streaming=true streams images; a table set is read whole, "
-                                        "drop data.streaming.")
-        if self.streaming:
-            kwargs["loader"] = "dataloader"
-            kwargs["duplicates"] = "off"  # the duplicate check compares decoded images held in memory
         kwargs.setdefault("name", dataset or display_name(self.path, name))
         super().__init__(**kwargs)
         require(len(self.columns.class_names) == self.num_classes,
@@ -142,8 +134,8 @@ class HFDataModule(InMemoryDataModule):
         return Path(datasets.config.HF_DATASETS_CACHE) / "image_cache"
 
     def prepare_data(self) -> None:
-        """Decode the images into the cache, unless done before (the table and streaming paths: nothing)."""
-        if self.is_image and not self.streaming:
+        """Decode the images into the cache, unless done before (a table: nothing to do)."""
+        if self.is_image:
             self._images(build=True)
 
     def _images(self, build: bool):
@@ -176,16 +168,10 @@ class HFDataModule(InMemoryDataModule):
     def load(self) -> tuple[Split, Split | None, Split, list[str]]:
         if not self.is_image:
             return self._load_table()
-        if self.streaming:
-            dataset = open_dataset(self.path, self.config_name, streaming=True)
-            rows, index = self._plan(dataset)
-            images = None
-        else:
-            images, rows, index = self._images(build=True)
+        images, rows, index = self._images(build=True)
 
-        def split(at: np.ndarray) -> Split:
-            inputs = torch.from_numpy(np.ascontiguousarray(images[at])) if images is not None \
-                else torch.from_numpy(at)  # streaming: positions in the rows, decoded while read
+        def split(at: np.ndarray) -> Split:  # each split's images copied out of the memory-mapped cache
+            inputs = torch.from_numpy(np.ascontiguousarray(images[at]))
             return Split(inputs, torch.from_numpy(rows.targets[at]), [rows.names[i] for i in at.tolist()])
 
         self.rows = rows
@@ -223,41 +209,15 @@ class HFDataModule(InMemoryDataModule):
 
         return encode(train, "training"), encode(val, "validation"), encode(test, "test")
 
-    # --- inputs -----------------------------------------------------------------------------------
-    @property
-    def file_backed(self) -> bool:
-        return self.streaming
-
-    def _check(self, split_name: str, split: Split) -> None:
-        if not self.streaming:
-            return super()._check(split_name, split)
-        require(len(split) > 0, f"the {self.name} {split_name} split is empty; use a smaller val_fraction.")
-
+    # --- inputs ---------------------------------------------------------------------------------------
     def make_transform(self, train: Split):
         if not self.is_image:
             return None
         if self.mean is not None and self.std is not None:
             return Normalize(self.mean, self.std)
-        if self.streaming:
-            from src.data.hf_stream import fitting_sample
-
-            images = fitting_sample(self, train)
-        else:
-            images = train.inputs
+        images = train.inputs
         fitted_mean, fitted_std = channel_stats(images)
         return Normalize(self.mean or fitted_mean, self.std or fitted_std)
-
-    def sample_loader(self, split: Split, shuffle: bool, transform, seed: int):
-        from src.data.hf_stream import stream_loader
-
-        return stream_loader(self, split, shuffle, transform, seed)
-
-    def display_inputs(self, split: Split, index: torch.Tensor) -> torch.Tensor:
-        if not self.streaming:
-            return super().display_inputs(split, index)
-        from src.data.hf_stream import decode_positions
-
-        return decode_positions(self, split.inputs[index.cpu()].tolist())
 
     def state_dict(self) -> dict[str, Any]:
         """The base state (class names, normalisation) plus a table's fitted encoding, for `src.predict`."""

@@ -9,7 +9,7 @@ that has several. The columns: `data.image_key` (default: the first `Image` colu
 features, encoded as `data=csv` encodes them. Class names come from the `ClassLabel` feature (an
 integer label: its distinct values). Every mistake ends in one sentence (`open_dataset`,
 `describe`). The config reads `${hf:num_classes}` and `${hf:input_shape}` off the set
-(`config_value`).
+(`config_value` in `src/data/hf_table.py`).
 """
 
 from __future__ import annotations
@@ -188,25 +188,6 @@ def inspect(path: str, name: str | None, image_key: str | None, label_key: str |
 def display_name(path: str, name: str | None) -> str:
     base = Path(str(path).rstrip("/")).name or str(path)
     return f"{base}-{name}" if name else base
-
-
-def config_value(key: str, data: Any) -> Any:
-    """`${hf:KEY}` in conf/data/hf.yaml: the class count and input shape the set and the settings imply."""
-    if key == "dataset":
-        return display_name(data.path, data.get("name"))
-    columns = inspect(str(data.path), data.get("name"), data.get("image_key"), data.get("label_key"),
-                      str(data.get("train_split") or "train"), bool(data.get("streaming")))
-    if key == "num_classes":
-        return len(columns.class_names)
-    if key == "input_shape":
-        if columns.image is not None:
-            from src.data.image_folder_settings import check_channels, image_size_of
-
-            return [check_channels(data.channels), *image_size_of(data.image_size, data.get("pretrained_model"))]
-        from src.data.hf_table import table_width
-
-        return [table_width(data)]
-    raise UserError(f"${{hf:{key}}} is unknown; use num_classes, input_shape or dataset.")
 
 
 @dataclass

@@ -4,6 +4,7 @@ The numeric and text (or `ClassLabel`) columns are the features; numbers are sta
 columns one-hot encoded with `src/data/table_encoding.py`, fitted on the training rows only, and the
 fitted encoding is stored in every checkpoint as a `data=csv` one is (so `src.predict` reads a table
 file with the same columns). Missing values follow `data.missing` (error, drop, mean) as in `data=csv`.
+`config_value` answers the config's `${hf:KEY}` for image and table sets alike.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from src.data.hf_source import Columns, Rows, inspect, open_dataset, own_splits, plan_splits, read_rows
+from src.data.hf_source import Columns, Rows, display_name, inspect, open_dataset, own_splits, plan_splits, read_rows
 from src.data.splits import stratified_fold, stratified_split
 from src.data.table_encoding import MISSING_POLICIES, TableEncoder, describe_missing, missing_counts
 from src.errors import UserError, require
@@ -91,3 +92,20 @@ def table_of(data: Any) -> HFTable:
 def table_width(data: Any) -> int:
     """`${hf:input_shape}` of a table set: the encoded width."""
     return table_of(data).encoder.width
+
+
+def config_value(key: str, data: Any) -> Any:
+    """`${hf:KEY}` in conf/data/hf.yaml: the class count and input shape the set and the settings imply."""
+    if key == "dataset":
+        return display_name(data.path, data.get("name"))
+    columns = inspect(str(data.path), data.get("name"), data.get("image_key"), data.get("label_key"),
+                      str(data.get("train_split") or "train"), bool(data.get("streaming")))
+    if key == "num_classes":
+        return len(columns.class_names)
+    if key == "input_shape":
+        if columns.image is not None:
+            from src.data.image_folder_settings import check_channels, image_size_of
+
+            return [check_channels(data.channels), *image_size_of(data.image_size, data.get("pretrained_model"))]
+        return [table_width(data)]
+    raise UserError(f"${{hf:{key}}} is unknown; use num_classes, input_shape or dataset.")

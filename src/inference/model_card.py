@@ -150,10 +150,10 @@ def write_card(out: Path, path: Path, ckpt: dict[str, Any], prep, config: dict[s
     lines = _front_matter(config, {**metrics, **({"test/ece": ece} if ece is not None else {})}, dataset,
                           prep.is_image)
     lines += [f"# {config['architecture']} on {dataset}", "",
-              f"A {config['architecture']} classifier of {len(names)} classes ({', '.join(names[:20])}"
+              f"`{config['architecture']}`, a classifier of {len(names)} classes ({', '.join(names[:20])}"
               f"{', ...' if len(names) > 20 else ''}), input shape {list(prep.input_shape)}, trained with "
               "lightning-hydra-classify. Load it with `python -m src.predict ckpt_path=<this folder> inputs=...`"
-              + (f" or `timm.create_model('local-dir:<this folder>', pretrained=True)`." if "pretrained_cfg" in config
+              + (" or `timm.create_model('local-dir:<this folder>', pretrained=True)`." if "pretrained_cfg" in config
                  else "."), "", "## Test metrics", ""]
     if metrics:
         lines += ["| metric | value |" + (" mean ± std over the seed sweep |" if sweep else ""),
