@@ -77,12 +77,15 @@ class HFDataModule(InMemoryDataModule):
         cache_dir: str | None = None,
         decode_workers: int | None = None,
         dataset: str | None = None,
+        streaming: bool = False,
+        shuffle_buffer: int = 10000,
+        stats_samples: int = 2048,
         **kwargs: Any,
     ) -> None:
         self.path, self.config_name = str(path), name
         require(isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1,
                 f"data.test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
-        self.columns = inspect(self.path, name, image_key, label_key, str(train_split), False)
+        self.columns = inspect(self.path, name, image_key, label_key, str(train_split), bool(streaming))
         self.is_image = self.columns.image is not None
         if self.is_image:
             self.channels = check_channels(channels)
@@ -101,6 +104,10 @@ class HFDataModule(InMemoryDataModule):
         self.class_names = list(self.columns.class_names)
         self.encoder = None
         self.table = None
+        self.streaming, self.shuffle_buffer, self.stats_samples = bool(streaming), shuffle_buffer, stats_samples
+        self.stream = None  # the streamed splits (src/data/hf_stream.py), when data.streaming=true
+        require(isinstance(shuffle_buffer, int) and shuffle_buffer > 0 and isinstance(stats_samples, int)
+                and stats_samples > 0, "data.shuffle_buffer and data.stats_samples must be positive integers.")
 
     # --- splits -----------------------------------------------------------------------------------
     def _plan(self, dataset):
@@ -135,8 +142,39 @@ class HFDataModule(InMemoryDataModule):
 
     def prepare_data(self) -> None:
         """Decode the images into the cache, unless done before (a table: nothing to do)."""
-        if self.is_image:
+        if self.is_image and not self.streaming:
             self._images(build=True)
+
+    # --- streaming (data.streaming=true: src/data/hf_stream.py) ----------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.streaming:
+            return super().setup(stage)
+        if self.stream is None:
+            from src.data.hf_stream import StreamedSplits
+
+            self.stream = StreamedSplits(self)
+            self.train_split, self.val_split, self.test_split = (self.stream.split(r) for r in ("train", "val", "test"))
+            self.transform = self.stream.fit_normalisation()
+            self.train_transform = self.transform
+            if self.augment:
+                from src.data.batch_transforms import Compose
+
+                self.train_transform = Compose(self.transform, *self.build_augmentations())
+
+    def _loader(self, split, shuffle=False, steps_per_epoch=None, transform=None, limit_steps=None):
+        if not self.streaming:
+            return super()._loader(split, shuffle, steps_per_epoch, transform, limit_steps)
+        import os
+
+        from src.data.hf_stream import StreamBatchLoader
+
+        trainer = getattr(self, "trainer", None)
+        require(trainer is None or trainer.world_size == 1, "data.streaming=true runs on one device; set "
+                                                            "trainer.devices=1, or data.streaming=false.")
+        role = next(r for r in ("train", "val", "test") if getattr(self, f"{r}_split") is split)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", self.split_seed)) if shuffle else 0
+        return StreamBatchLoader(self.stream, role, self.batch_size, shuffle, seed, self.shuffle_buffer,
+                                 transform or self.transform, limit_steps)
 
     def _images(self, build: bool):
         from src.data import image_cache
