@@ -66,14 +66,19 @@ def write_train_only(root: Path, per_class: int = 40) -> Path:
     return root
 
 
-def cache_as_hub_id(hub: Path, dataset_name: str, cache_dir: Path) -> Path:
-    """Build the library's cache of the Parquet set `hub` as `load_dataset("<dataset_name>")` leaves it after a
-    download (HF_DATASETS_CACHE/<name>/default/0.0.0/<revision>/), with the library's Parquet builder; returns it."""
+def cache_as_hub_id(hub: Path, dataset_id: str, cache_dir: Path) -> Path:
+    """Build the library's cache of the Parquet set `hub` as `load_dataset("<dataset_id>")` leaves it after a
+    download, with the library's Parquet builder: HF_DATASETS_CACHE/<owner>___<name>/default/0.0.0/<revision>/
+    holding <name>-<split>.arrow (no owner: <name>/...); returns it."""
     from datasets.data_files import DataFilesDict
     from datasets.packaged_modules.parquet.parquet import Parquet
 
+    owner, _, name = dataset_id.rpartition("/")
     files = DataFilesDict.from_patterns({"train": ["data/train-*"], "test": ["data/test-*"]}, base_path=str(hub))
-    builder = Parquet(cache_dir=str(cache_dir), dataset_name=dataset_name, data_files=files, hash="0123abcd",
+    builder = Parquet(cache_dir=str(cache_dir), dataset_name=name, data_files=files, hash="0123abcd",
                       config_id="default")
     builder.download_and_prepare()
-    return Path(builder.cache_dir)
+    if not owner:
+        return Path(builder.cache_dir)
+    (cache_dir / name).rename(cache_dir / f"{owner}___{name}")  # the folder of a namespaced id
+    return cache_dir / f"{owner}___{name}" / Path(builder.cache_dir).relative_to(cache_dir / name)

@@ -1,7 +1,7 @@
 """`data=hf` end to end on real Hub layouts written with the `datasets` library, offline (HF_HUB_OFFLINE=1):
-a Hub id read from the library's own cache, a local Parquet folder, a saved train-only DatasetDict; the same
-Fashion-MNIST images through `data=image_folder` and `data=hf` give the same model; every downstream command runs
-on such a run; each bad input ends in one sentence."""
+an `owner/name` Hub id read from the library's own cache, a local Parquet folder (streamed), a saved train-only
+DatasetDict; the same Fashion-MNIST images through `data=image_folder`, `data=hf` and `data=hf data.streaming=true`
+give the same model; every downstream command runs on such a run; each bad input ends in one sentence."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.own_data import needs_fashion_mnist
 pytest.importorskip("datasets", reason="data=hf needs the datasets library (pip install '.[hf]')")
 pytestmark = needs_fashion_mnist
 
-SMALL = ["data.image_size=28", "data.channels=1", "trainer.max_epochs=2", "logger=none", "seed=3",
+SMALL = ["data.image_size=28", "data.channels=1", "trainer.max_epochs=1", "logger=none", "seed=3",
          "callbacks.progress_bar=null"]
 
 
@@ -32,21 +32,22 @@ def sets(tmp_path_factory):
     from tests.hf_data import cache_as_hub_id, write_fashion, write_penguins, write_train_only
 
     root = tmp_path_factory.mktemp("hf")
-    folder, hub = write_fashion(root / "fashion")
+    folder, hub = write_fashion(root / "fashion", train_per_class=30, test_per_class=10)
     cache = root / "datasets_cache"
-    cached = cache_as_hub_id(hub, "fashion_tiny", cache)
+    cached = cache_as_hub_id(hub, "someone/fashion_tiny", cache)
     return {"root": root, "folder": folder, "hub": hub, "cache": cache, "cached": cached,
             "penguins": write_penguins(root / "penguins"), "train_only": write_train_only(root / "train_only")}
 
 
 @pytest.fixture(scope="module")
 def runs(sets):
-    """The same images trained through an image folder, the Hub id (read from the cache) and the local folder."""
+    """The same images trained through an image folder, the Hub id (read from the cache) and the local folder
+    streamed."""
     cwd = sets["root"]
     out = {}
     for name, data in (("folder", ["data=image_folder", f"data.root={sets['folder']}"]),
-                       ("hub", ["data=hf", "data.path=fashion_tiny"]),
-                       ("local", ["data=hf", f"data.path={sets['hub']}", "trainer.max_epochs=1"])):
+                       ("hub", ["data=hf", "data.path=someone/fashion_tiny"]),
+                       ("stream", ["data=hf", f"data.path={sets['hub']}", "data.streaming=true"])):
         result = run_cli(cwd, sets["cache"], "src.train", *data, *SMALL, f"hydra.run.dir=runs/{name}")
         assert result.returncode == 0, result.output[-3000:]
         out[name] = cwd / "runs" / name
@@ -60,15 +61,24 @@ def metrics(run: Path) -> dict[str, float]:
 
 
 def test_a_hub_id_read_offline_from_the_cache_trains_as_the_same_images_in_an_image_folder(sets, runs):
-    assert sets["cached"].is_relative_to(sets["cache"])  # the library's cache layout: <name>/default/0.0.0/<rev>
+    # the library's cache layout of a namespaced id: <owner>___<name>/default/0.0.0/<revision>/<name>-<split>.arrow
+    assert sets["cached"].relative_to(sets["cache"]).parts[0] == "someone___fashion_tiny"
     folder, hub = metrics(runs["folder"]), metrics(runs["hub"])
     assert hub["test/acc"] > 0.7
     assert abs(hub["test/acc"] - folder["test/acc"]) <= 0.01, (hub, folder)
 
 
+def test_a_streamed_set_gives_the_metrics_of_the_cached_path(runs):
+    hub, stream = metrics(runs["hub"]), metrics(runs["stream"])
+    assert hub.keys() == stream.keys()
+    assert all(abs(stream[k] - hub[k]) <= 1e-3 for k in hub), (stream, hub)
+
+
 def test_eval_predict_calibrate_compare_and_the_duplicate_audit_work_on_a_hub_run(sets, runs):
     cwd, cache, ckpt = sets["root"], sets["cache"], runs["hub"] / "checkpoints" / "last.ckpt"
-    evaluated = run_cli(cwd, cache, "src.eval", f"ckpt_path={ckpt}", "logger=none")
+    # eval of the streamed run (streamed test split) gives the cached run's accuracy
+    evaluated = run_cli(cwd, cache, "src.eval", f"ckpt_path={runs['stream'] / 'checkpoints' / 'last.ckpt'}",
+                        "logger=none")
     assert evaluated.returncode == 0, evaluated.output[-3000:]
     assert f"acc={metrics(runs['hub'])['test/acc']:.4f}" in evaluated.output
     bags = sets["folder"] / "test" / "8_Bag"
@@ -76,10 +86,11 @@ def test_eval_predict_calibrate_compare_and_the_duplicate_audit_work_on_a_hub_ru
     assert predicted.returncode == 0, predicted.output[-3000:]
     with open(cwd / "bags.csv", newline="") as f:
         classes = [row["class"] for row in csv.DictReader(f)]
-    assert len(classes) == 20 and classes.count("8_Bag") >= 15  # the ClassLabel's names
+    assert len(classes) == 10 and classes.count("8_Bag") >= 7  # the ClassLabel's names
+    assert "Predictions (fashion_tiny classes)" in predicted.output  # the set's name (the id's last part)
     calibrated = run_cli(cwd, cache, "src.calibrate", f"ckpt_path={ckpt}")
     assert calibrated.returncode == 0, calibrated.output[-3000:]
-    compared = run_cli(cwd, cache, "src.compare", str(runs["hub"]), str(runs["local"]))
+    compared = run_cli(cwd, cache, "src.compare", str(runs["hub"]), str(runs["stream"]))
     assert compared.returncode == 0, compared.output[-3000:]
     audited = run_cli(cwd, cache, "src.audit", "duplicates", "data=hf", f"data.path={sets['hub']}",
                       "data.image_size=28", "data.channels=1")
@@ -87,9 +98,9 @@ def test_eval_predict_calibrate_compare_and_the_duplicate_audit_work_on_a_hub_ru
     assert "duplicates.csv" in audited.output
 
 
-def test_a_table_set_trains_on_its_columns_and_predicts_a_table_file(sets, tmp_path):
+def test_a_table_set_trains_on_its_columns_predicts_a_table_file_and_exports_to_onnx(sets, tmp_path):
     cache = sets["cache"]
-    result = run_cli(tmp_path, cache, "src.train", "data=hf", f"data.path={sets['penguins']}", "trainer.max_epochs=3",
+    result = run_cli(tmp_path, cache, "src.train", "data=hf", f"data.path={sets['penguins']}", "trainer.max_epochs=1",
                      "logger=none", "callbacks.progress_bar=null", "hydra.run.dir=penguins")
     assert result.returncode == 0, result.output[-3000:]
     assert metrics(tmp_path / "penguins")["test/acc"] > 0.6
@@ -102,6 +113,15 @@ def test_a_table_set_trains_on_its_columns_and_predicts_a_table_file(sets, tmp_p
     assert predicted.returncode == 0, predicted.output[-3000:]
     with open(tmp_path / "p.csv", newline="") as f:
         assert {row["class"] for row in csv.DictReader(f)} <= {"Adelie", "Chinstrap", "Gentoo"}
+    assert "Predictions (penguins classes)" in predicted.output
+    exported = run_cli(tmp_path, cache, "src.export", "ckpt_path=penguins/checkpoints/last.ckpt", "format=onnx",
+                       "output=penguins.onnx")
+    assert exported.returncode == 0, exported.output[-3000:]
+    assert "outputs match PyTorch" in exported.output
+    import json
+
+    described = json.loads((tmp_path / "penguins.onnx.json").read_text())
+    assert described["data"] == "penguins" and described["class_names"] == ["Adelie", "Chinstrap", "Gentoo"]
 
 
 def test_a_train_only_set_gets_the_templates_test_fraction_and_folds(sets, tmp_path):
