@@ -1,4 +1,4 @@
-"""`python -m src.export ckpt_path=... format=onnx|torchscript`: write the trained net as an ONNX or
+"""`python -m src.export ckpt_path=... format=onnx|torchscript|hub`: write the trained net as an ONNX or
 TorchScript file and check that it computes what PyTorch computes.
 
 The exported model is the net in eval mode: input the normalised batch (N, *input_shape), output
@@ -43,7 +43,10 @@ def export(cfg: DictConfig) -> Path:
     from src.runs.checkpoint import load_checkpoint
 
     fmt = str(cfg.format).lower()
-    require(fmt in FORMATS, f"format={cfg.format!r} is unknown; choose one of {sorted(FORMATS)}.")
+    if fmt == "hub":  # a model folder with its model card (src/inference/hub_folder.py)
+        from src.inference.hub_folder import export_hub
+        return export_hub(cfg)
+    require(fmt in FORMATS, f"format={cfg.format!r} is unknown; choose one of {sorted([*FORMATS, 'hub'])}.")
     path, ckpt = load_checkpoint(cfg.ckpt_path)
     net = rebuild_module(path, ckpt).net.eval()
     prep = preprocessing_of(ckpt, path)

@@ -130,6 +130,15 @@ def own_data(tmp_path: Path, group: str, choice: str | None) -> list[str]:
     if (group, choice) == ("data", "csv"):
         (tmp_path / "table.csv").write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20)))
         return [f"data.path={tmp_path / 'table.csv'}", "data.target=y"]
+    if (group, choice) == ("data", "hf"):  # a Hub layout: Parquet under data/, written by the datasets library
+        from datasets import ClassLabel, Dataset, Features, Image
+        from PIL import Image as PILImage
+
+        features = Features({"image": Image(), "label": ClassLabel(names=["a", "b"])})
+        rows = {"image": [PILImage.new("RGB", (8, 8), (60 * i, 0, 0)) for i in range(8)], "label": [0, 1] * 4}
+        (tmp_path / "hub" / "data").mkdir(parents=True, exist_ok=True)
+        Dataset.from_dict(rows, features=features).to_parquet(tmp_path / "hub" / "data" / "train-00000.parquet")
+        return [f"data.path={tmp_path / 'hub'}"]
     return []
 
 

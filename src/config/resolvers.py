@@ -26,7 +26,7 @@ RESOLVERS = {
     # read off the data set with the data node's own settings: an image folder, a table, shards (shards.json)
     "image_folder": read_off("src.data.image_folder_settings"),
     "table": read_off("src.data.csv_table"),
-    "shards": read_off("src.data.shard_format"),
+    "shards": read_off("src.data.shard_format"), "hf": read_off("src.data.hf_table"),  # and a Hugging Face set
     # how MLflow and W&B name this job (`run_name: ${tracker:name}`, also group and tags), and W&B offline
     # unless an API key is configured (`offline: ${wandb_offline:}`): src/runs/trackers.py
     "tracker": lambda key: as_node(import_module("src.runs.trackers").run_identity()[key]),

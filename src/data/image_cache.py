@@ -160,8 +160,9 @@ def _run_chunks(task: Callable, paths: Sequence[str], args: tuple, workers: int,
 
 
 def build_cache(key: CacheKey, cache_dir: Path, paths: Sequence[str], channels: int, size: Sequence[int],
-                stop_at_bad: bool, workers: int | None = None) -> list[tuple[int, str]]:
-    """Decode `paths` (absolute) into the cache of `key`; returns the unreadable files [(position, reason)].
+                stop_at_bad: bool, workers: int | None = None, reader: Callable = read_images) -> list[tuple[int, str]]:
+    """Decode `paths` (absolute; or what `reader` decodes, e.g. `data=hf`'s encoded images) into the cache of
+    `key`; returns the unreadable files [(position, reason)].
 
     With `stop_at_bad` decoding stops at the first unreadable file and nothing is written (the caller
     reports it); otherwise unreadable files are recorded in the cache and their rows stay zero."""
@@ -185,7 +186,7 @@ def build_cache(key: CacheKey, cache_dir: Path, paths: Sequence[str], channels: 
         return not (stop_at_bad and bad)
 
     try:
-        _run_chunks(read_images, paths, (channels, tuple(size), True), workers, "decoding images", store)
+        _run_chunks(reader, paths, (channels, tuple(size), True), workers, "decoding images", store)
         if stop_at_bad and bad:
             return sorted(bad)[:1]
         out.flush()

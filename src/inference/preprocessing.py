@@ -56,7 +56,7 @@ def preprocessing_of(ckpt: dict[str, Any], path: Path) -> Preprocessing:
     data_cfg = dict(ckpt["run_config"].get("data") or {})
     net_cfg = (ckpt.get("hyper_parameters") or {}).get("net") or {}
     input_shape = tuple(int(d) for d in (net_cfg.get("input_shape") or data_cfg.get("input_shape") or ()))
-    name = str(data_cfg.get("name", "data"))
+    name = str(data_cfg.get("dataset") or data_cfg.get("name") or "data")  # data=hf: data.name is a configuration
     try:
         state = ckpt.get(get_class(data_cfg["_target_"]).__qualname__)
     except (KeyError, ImportError, ValueError):  # no `_target_`, or a data class that cannot be imported

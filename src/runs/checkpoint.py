@@ -31,6 +31,7 @@ def resolve_ckpt_path(ckpt_path: str | None) -> Path:
     return path
 
 
+HUB_DATA = "src.data.hf_dataset.HFDataModule"  # its data.path may be a Hub id
 DATA_PATH_KEYS = ("root", "path", "data_dir", "cache_dir", "system_dir")  # the data configs' file and folder keys
 
 
@@ -43,6 +44,8 @@ def training_paths(run_config: dict[str, Any]) -> dict[str, Any]:
     for key in DATA_PATH_KEYS:
         value = data.get(key)
         if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            if key == "path" and data.get("_target_") == HUB_DATA and not (Path(base) / value).exists():
+                continue  # a Hub id (data=hf), not a file
             data[key] = str(Path(base) / value)
     return data
 
@@ -52,6 +55,10 @@ def load_checkpoint(ckpt_path: str | None, tensors_on_demand: bool = False) -> t
 
     `tensors_on_demand`: the tensors are memory-mapped, read only if used; for readers of the run's
     configuration and counters, such as a resume, which Lightning then loads whole once."""
+    folder = Path(str(ckpt_path or "")).expanduser()
+    if folder.is_dir() and (folder / "config.json").is_file():  # a model folder of src.export format=hub
+        from src.runs.model_folder import read_model_folder
+        return read_model_folder(folder)
     path = resolve_ckpt_path(ckpt_path)
     _require_checkpoint_format(path)
     try:

@@ -1,0 +1,52 @@
+"""A model folder written by `python -m src.export format=hub`, read back as the checkpoint it came from.
+
+The folder holds `model.safetensors` (the net's weights, under the net's own names, as timm and the Hub
+expect them) and `config.json`, whose `lightning_hydra_classify` entry keeps what `src.eval` and
+`src.predict` rebuild a checkpoint's module and preprocessing from: the run configuration, the module's
+hyper-parameters, the data module's stored state (class names, normalisation, a table's encoding) and a
+calibration temperature. `load_checkpoint(DIR)` (src/runs/checkpoint.py) returns that checkpoint dict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from src.errors import UserError, require
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+PROJECT_KEY = "lightning_hydra_classify"  # the entry of config.json that holds the run's records
+NET_PREFIX = "net."                       # the LightningModule's name of its net
+
+
+def is_model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / CONFIG).is_file()
+
+
+def read_model_folder(path: Path) -> tuple[Path, dict[str, Any]]:
+    """(folder, checkpoint dict) of a model folder: the weights under the module's names, the stored records."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    require((path / WEIGHTS).is_file(), f"{path} has a {CONFIG} but no {WEIGHTS}; pass a folder that "
+                                        "python -m src.export format=hub wrote.")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+        weights = load_file(str(path / WEIGHTS), device="cpu")
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise UserError(f"the model folder {path} cannot be read ({exc}); export the checkpoint again.") from None
+    stored = config.get(PROJECT_KEY) if isinstance(config, dict) else None
+    require(isinstance(stored, dict) and "run_config" in stored,
+            f"{path / CONFIG} was not written by python -m src.export format=hub (it has no {PROJECT_KEY} entry); "
+            "pass a folder that it wrote, or a .ckpt file.")
+    ckpt: dict[str, Any] = {
+        "run_config": stored["run_config"],
+        "run_composition": stored.get("run_composition") or {},
+        "hyper_parameters": stored.get("hyper_parameters") or {},
+        "state_dict": {NET_PREFIX + name: tensor for name, tensor in weights.items()},
+        **(stored.get("data_state") or {}),
+    }
+    if stored.get("temperature") is not None:
+        ckpt["temperature"] = float(stored["temperature"])
+    return path, ckpt
