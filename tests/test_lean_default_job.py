@@ -21,6 +21,9 @@ OPTIONAL = (
     "src.callbacks.gpu_speedups", "src.callbacks.tensorboard_reports", "src.callbacks.ema", "src.data.duplicates",
     "src.data.sample_loader", "src.runs.resume", "src.runs.sweep_job", "src.runs.trackers", "src.runs.checkpoint",
     "src.tuning.finders", "src.sweeps", "src.config.sweep_folder", "src.inference", "src.inspection", "src.teaching",
+    "src.models.multilabel", "src.models.multilabel_predictions", "src.models.multilabel_reports",
+    "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
+    "src.data.fashion_mnist_multilabel",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import Metric
 from torchmetrics.functional.classification import (
     multilabel_average_precision,
@@ -36,6 +37,8 @@ LOSSES = ("cross_entropy", "binary_cross_entropy", "asymmetric")  # the first tw
 
 class MultiLabelModule(ClassificationModule):
     """`ClassificationModule` with one sigmoid per label (module docstring)."""
+
+    task = "multilabel"  # what src.eval, src.predict and src.export read to pick their outputs
 
     def __init__(self, net: dict[str, Any], num_classes: int, optimizer: dict[str, Any],
                  scheduler: dict[str, Any] | None = None, loss: str = "cross_entropy",
@@ -109,9 +112,20 @@ class MultiLabelModule(ClassificationModule):
         log_per_label(self, self.test_per_label)
 
     def write_predictions_csv(self, path: Any, split: Any, probabilities: torch.Tensor, names: list[str]) -> None:
-        """test_predictions.csv / predictions.csv of label sets (src/runs/multilabel_predictions.py)."""
-        from src.runs.multilabel_predictions import write_multilabel_predictions
+        """test_predictions.csv / predictions.csv of label sets (multilabel_predictions.py)."""
+        from src.models.multilabel_predictions import write_multilabel_predictions
         write_multilabel_predictions(path, split, probabilities, names, self.thresholds.cpu())
+
+
+class SigmoidOutputs(nn.Module):
+    """A net whose outputs are its logits' sigmoids: the per-label probabilities that src.export writes."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
 
 
 class MultiLabelMetrics(Metric):

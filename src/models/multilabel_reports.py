@@ -1,13 +1,12 @@
 """Per-label scores of a model with several labels per sample: rows for CSV files, a markdown table and a bar
-figure, logged to TensorBoard (TEXT and IMAGES tabs) after each test pass."""
+figure (matplotlib's Agg canvas, as src/figures draws), logged to TensorBoard (TEXT and IMAGES tabs) after each
+test pass."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-
-from src.callbacks.confusion_matrix import class_names
 
 SCORES = ("precision", "recall", "f1")
 
@@ -22,9 +21,11 @@ def per_label_rows(per_label: dict[str, torch.Tensor], names: list[str]) -> list
 
 def per_label_figure(per_label: dict[str, torch.Tensor], names: list[str], title: str):
     """Grouped bars: precision, recall and F1 of every label."""
-    from src.figures.plots import new_figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig = new_figure(max(4.0, 0.7 * len(names) + 1.5), 3.6)
+    fig = Figure(figsize=(max(4.0, 0.7 * len(names) + 1.5), 3.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     width = 0.27
     for j, key in enumerate(SCORES):
@@ -45,12 +46,14 @@ def log_per_label(module: Any, per_label: dict[str, torch.Tensor] | None) -> Non
                if hasattr(w, "add_text") and hasattr(w, "add_image")]
     if not writers:
         return
-    from src.figures.plots import to_rgb
+    import numpy as np
 
-    names = class_names(trainer, len(per_label["f1"]))
+    names = [str(n) for n in getattr(trainer.datamodule, "class_names", None) or range(len(per_label["f1"]))]
     rows = per_label_rows(per_label, names)
     markdown = "\n".join("| " + " | ".join(r) + " |" for r in [rows[0], ["---"] * len(rows[0]), *rows[1:]])
-    image = to_rgb(per_label_figure(per_label, names, "Per-label scores, test"))
+    figure = per_label_figure(per_label, names, "Per-label scores, test")
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     for writer in writers:
         writer.add_text("test/per_label", markdown, global_step=trainer.global_step)
         writer.add_image("test/per_label", image, trainer.global_step, dataformats="HWC")

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import torch
 
-from src.runs.predictions import sample_names
-
 SEPARATOR = "|"
+
+
+def sample_names(split) -> list[str]:
+    """An image's file, a table's row, else the position in the split (as src/runs/predictions.py names them)."""
+    return list(split.names) if split.names is not None else [str(i) for i in range(len(split))]
 
 
 def label_set(row: list[int] | torch.Tensor, names: list[str]) -> str:
