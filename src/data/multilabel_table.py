@@ -91,13 +91,15 @@ def _layout(path: str, size: int, mtime_ns: int, targets: tuple[str, ...], featu
     blank = [t for t in targets if frame[t].isna().any()] if separator is None else []
     require(not blank, f"the target column {blank[:1]} of {file} has empty cells; a 0/1 column needs 0 or 1 in "
                        "every row.")
+    if separator is not None:  # an empty cell of label lists: no label (data.allow_no_label decides)
+        frame[targets[0]] = frame[targets[0]].fillna("")
     frame = _handle_missing(frame, file, targets[0], [*chosen, *targets[1:]], missing)
     where = [f"row {r}" for r in frame.index.tolist()]
     if separator is None:
         names = list(targets)
         matrix = indicator_matrix(frame, names, where, allow_no_label, str(file))
     else:
-        texts = ["" if v != v else str(v) for v in frame[targets[0]].tolist()]  # (a NaN cell: no label)
+        texts = [str(v) for v in frame[targets[0]].tolist()]
         names, matrix = label_matrix(parse_label_sets(texts, separator, where), where, allow_no_label,
                                      source=f" in the column {targets[0]!r} of {file}")
     rest, test = random_split(len(frame), test_fraction, split_seed)
