@@ -22,11 +22,6 @@ from src.inference.tables import predict_table
 from src.models.multilabel_reports import per_label_figure, per_label_rows
 
 
-def is_multilabel(ckpt: dict[str, Any]) -> bool:
-    """Whether a checkpoint's run trained several labels per sample (its data config's `task_model`)."""
-    return str((ckpt.get("run_config") or {}).get("data", {}).get("task_model", "")).endswith("MultiLabelModule")
-
-
 def per_label_ece(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> torch.Tensor:
     """Each label's expected calibration error (torchmetrics: `bins` equal-width bins of its probability, the
     observed frequency of the label in each)."""
