@@ -131,10 +131,10 @@ def _layout(path: str, size: int, mtime_ns: int, target: str, features: tuple[st
 
 def config_value(key: str, data: Any) -> Any:
     """`${table:KEY}` in conf/data/csv.yaml: what the table and the data settings imply (several labels per row,
-    and the classes of the task: src/data/multilabel_table.py)."""
+    and the classes of the task: src/data/multilabel.py)."""
     if key != "name" and (data.get("label_separator") or not isinstance(data.target, (str, int, float))):
-        from src.data.multilabel_table import config_value as multilabel_value
-        return multilabel_value(key, data)
+        from src.data.multilabel import table_value
+        return table_value(key, data)
     if key in ("data_module", "task_model"):
         return {"data_module": "src.data.csv_table.CSVDataModule",
                 "task_model": "src.models.classifier.ClassificationModule"}[key]
