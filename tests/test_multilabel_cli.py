@@ -135,6 +135,22 @@ def test_onnx_and_torchscript_exports_give_the_checkpoints_sigmoid_probabilities
     assert meta["thresholds"] == pytest.approx(model.thresholds.tolist())
 
 
+def test_src_calibrate_fits_one_temperature_per_label_and_keeps_every_predicted_label(shapes_run):
+    tmp, _, best = shapes_run
+    done = run_module("src.calibrate", [f"ckpt_path={best}", f"output={tmp / 'calibrated.ckpt'}"], tmp, env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "one temperature per label" in done.stdout and done.stdout.count("ECE ") == 3
+    temperatures = torch.load(tmp / "calibrated.ckpt", weights_only=True)["temperature"]
+    assert len(temperatures) == 3 and all(t > 0 for t in temperatures) and temperatures != [1.0] * 3
+    done = run_module("src.eval", [f"ckpt_path={tmp / 'calibrated.ckpt'}", "logger=none",
+                                   f"hydra.run.dir={tmp / 'eval_calibrated'}"], tmp, env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    calibrated = read_rows(tmp / "eval_calibrated" / "predictions.csv")
+    plain = read_rows(tmp / "run" / "test_predictions.csv")
+    assert [r["predicted"] for r in calibrated] == [r["predicted"] for r in plain]
+    assert [r["p_red"] for r in calibrated] != [r["p_red"] for r in plain]
+
+
 @pytest.fixture(scope="module")
 def digit_properties(tmp_path_factory) -> Path:
     """The 8x8 digits with four yes/no properties of their digit as 0/1 columns (the digit 1 has none), and the
