@@ -152,6 +152,28 @@ def test_src_calibrate_fits_one_temperature_per_label_and_keeps_every_predicted_
     assert [r["p_red"] for r in calibrated] != [r["p_red"] for r in plain]
 
 
+def test_src_compare_pairs_two_runs_on_exact_match_and_hamming_loss(shapes_run):
+    from sklearn.metrics import accuracy_score, hamming_loss
+
+    tmp, run, _ = shapes_run
+    rows = read_rows(run / "test_predictions.csv")
+    worse = [{**r, "predicted": "red" if i % 2 else r["predicted"]} for i, r in enumerate(rows)]
+    (tmp / "worse").mkdir(exist_ok=True)
+    with open(tmp / "worse" / "test_predictions.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(worse)
+    done = run_module("src.compare", [str(run), str(tmp / "worse")], tmp, env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    names = ["blue", "green", "red"]
+    true = label_sets(rows, "true", names)
+    ours, theirs = label_sets(rows, "predicted", names), label_sets(worse, "predicted", names)
+    line = next(x for x in done.stdout.splitlines() if "Hamming loss A" in x)
+    assert f"Hamming loss A {hamming_loss(true, ours):.4f}, B {hamming_loss(true, theirs):.4f}" in line
+    assert "bootstrap 95 % interval [" in line
+    assert f"test accuracy {accuracy_score(true, ours):.4f}" in done.stdout  # the exact match of the label sets
+
+
 @pytest.fixture(scope="module")
 def digit_properties(tmp_path_factory) -> Path:
     """The 8x8 digits with four yes/no properties of their digit as 0/1 columns (the digit 1 has none), and the
