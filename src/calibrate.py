@@ -46,6 +46,9 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     check_validation_split(datamodule, path)
+    if getattr(module, "task", None) == "multilabel":  # several labels per sample: one temperature per label
+        from src.inference.multilabel import calibrate_labels
+        return calibrate_labels(module, datamodule, ckpt, path, output)
 
     val_logits, val_targets = logits_of(module, datamodule.val_dataloader())
     test_logits, test_targets = logits_of(module, datamodule.test_dataloader())
@@ -99,7 +102,8 @@ def logits_of(module, loader):
 @hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
 @exits_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    return calibrate(cfg)["temperature"]
+    temperature = calibrate(cfg)["temperature"]
+    return temperature if isinstance(temperature, float) else None  # (several labels: one per label)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         ) from None
     check_data_fits(model, datamodule, path)
     tested = TestProbabilities()
+    if getattr(model, "task", None) == "multilabel":  # several labels per sample: its own report files
+        from src.inference.multilabel import write_multilabel_report
+        trainer = builders.build_trainer(cfg.trainer, [tested], builders.build_all(cfg.get("logger")))
+        trainer.test(model, datamodule=datamodule)
+        metrics = scalar_metrics(trainer.callback_metrics)
+        metrics.update(write_multilabel_report(out_dir, trainer, model, datamodule, tested.probabilities))
+        RunRecord(metrics, ckpt_path=str(path.resolve()), temperature=ckpt.get("temperature")).write(out_dir)
+        print(one_line(metrics) + f"   (checkpoint: {path}; report: {out_dir})", flush=True)
+        return metrics
     callbacks = [ConfusionMatrixTable(), ConfusionMatrixImage(), PerClassMetrics(), PredictionGrid(), tested]
     loggers = builders.build_all(cfg.get("logger"))
     trainer = builders.build_trainer(cfg.trainer, callbacks, loggers)

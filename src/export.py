@@ -48,7 +48,13 @@ def export(cfg: DictConfig) -> Path:
         return export_hub(cfg)
     require(fmt in FORMATS, f"format={cfg.format!r} is unknown; choose one of {sorted([*FORMATS, 'hub'])}.")
     path, ckpt = load_checkpoint(cfg.ckpt_path)
-    net = rebuild_module(path, ckpt).net.eval()
+    module = rebuild_module(path, ckpt)
+    net, extra = module.net.eval(), {}
+    if getattr(module, "task", None) == "multilabel":  # several labels per sample: probabilities and thresholds
+        from src.models.multilabel import SigmoidOutputs
+        net = SigmoidOutputs(net).eval()
+        extra = {"output": {"name": "probabilities", "meaning": "one sigmoid probability per label; a label is "
+                            "predicted above its threshold"}, "thresholds": module.thresholds.tolist()}
     prep = preprocessing_of(ckpt, path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(FORMATS[fmt])
     check_writable(output)
@@ -58,7 +64,8 @@ def export(cfg: DictConfig) -> Path:
     generator = torch.Generator().manual_seed(0)
     samples = [torch.randn(n, *prep.input_shape, generator=generator) for n in (batch, batch + 3)]
     if fmt == "onnx":
-        export_onnx(net, samples[0], output, bool(cfg.get("dynamo", True)), cfg.get("opset"))
+        export_onnx(net, samples[0], output, bool(cfg.get("dynamo", True)), cfg.get("opset"),
+                    extra.get("output", {}).get("name", "logits"))
         run = onnx_runner(output)
     else:
         export_torchscript(net, samples[0], output)
@@ -76,7 +83,7 @@ def export(cfg: DictConfig) -> Path:
             worst = max(worst, float((got - expected).abs().max()))
             scale = max(scale, float(expected.abs().max()))
     tolerance = float(cfg.get("atol", 1e-4)) * scale
-    write_metadata(output, fmt, prep, ckpt_path=path)
+    write_metadata(output, fmt, prep, ckpt_path=path, extra=extra)
     print(f"max abs diff vs PyTorch: {worst:.3e} (tolerance {tolerance:.1e}, batches of {batch} and {batch + 3})",
           flush=True)
     if not worst <= tolerance:
@@ -98,12 +105,12 @@ def check_writable(output: Path) -> None:
 
 
 # --- ONNX -----------------------------------------------------------------------------------------
-def export_onnx(net, sample, output: Path, dynamo: bool, opset: int | None) -> None:
+def export_onnx(net, sample, output: Path, dynamo: bool, opset: int | None, output_name: str = "logits") -> None:
     """torch.onnx.export with a free batch size: the torch.export-based exporter (needs onnxscript),
     or with dynamo=false the older TorchScript-based one, as long as PyTorch still has it."""
     import torch
 
-    names = {"input_names": ["input"], "output_names": ["logits"]}
+    names = {"input_names": ["input"], "output_names": [output_name]}
     if opset:
         names["opset_version"] = int(opset)
     for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export", "torch._dynamo"):  # INFO per graph pass
@@ -117,7 +124,7 @@ def export_onnx(net, sample, output: Path, dynamo: bool, opset: int | None) -> N
                                   dynamic_shapes=({0: batch},), **names)
             else:
                 torch.onnx.export(net, (sample,), str(output), dynamo=False,
-                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **names)
+                                  dynamic_axes={"input": {0: "batch"}, output_name: {0: "batch"}}, **names)
         except ImportError as exc:
             raise UserError(f"ONNX export needs the onnx and onnxscript packages ({exc}); "
                             "install them with: pip install onnx onnxscript onnxruntime.") from None
@@ -168,7 +175,7 @@ def metadata_path(output: Path) -> Path:
     return output.with_name(output.name + ".json")
 
 
-def write_metadata(output: Path, fmt: str, prep, ckpt_path: Path) -> None:
+def write_metadata(output: Path, fmt: str, prep, ckpt_path: Path, extra: dict | None = None) -> None:
     meta = {
         "format": fmt,
         "checkpoint": str(ckpt_path.resolve()),
@@ -187,7 +194,7 @@ def write_metadata(output: Path, fmt: str, prep, ckpt_path: Path) -> None:
         } if prep.is_table else {
             "note": f"{prep.data_name} features, transformed as its data module does (see data in the checkpoint)",
         },
-    }
+    } | (extra or {})
     metadata_path(output).write_text(json.dumps(meta, indent=2) + "\n")
 
 

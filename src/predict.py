@@ -58,7 +58,12 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     batch_size = int(cfg.get("batch_size") or 256)
     require(batch_size > 0, f"batch_size must be a positive integer, got {batch_size}.")
     device = torch.device(cfg.get("device") or "cpu")
-    if prep.is_table:
+    multilabel = str(ckpt["run_config"].get("data", {}).get("task_model", "")).endswith("MultiLabelModule")
+    if multilabel:  # several labels per sample (src/inference/multilabel.py): the labels above their thresholds
+        from src.inference.multilabel import predict_labels, print_label_table
+        rows, key = predict_labels(cfg, path, ckpt, prep, batch_size, device)
+        what = "row(s)" if prep.is_table else "image(s)"
+    elif prep.is_table:
         model = rebuild_module(path, ckpt).to(device)
         rows = predict_table(model, prep, str(cfg.inputs), batch_size, device)
         what, key = "row(s)", "row"
@@ -73,7 +78,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         writer.writeheader()
         writer.writerows({k: f"{v:.6f}" if isinstance(v, float) and k != key else v for k, v in r.items()}
                          for r in rows)
-    print_table(rows, int(cfg.get("show", 50)), prep.data_name, key)
+    (print_label_table if multilabel else print_table)(rows, int(cfg.get("show", 50)), prep.data_name, key)
     print(f"{len(rows)} {what} classified with {path}; predictions: {output}", flush=True)
     return rows
 

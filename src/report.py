@@ -39,6 +39,7 @@ from src.runs.tables import csv_text, markdown_table
 SEARCH_SWEEPER_PACKAGE = "hydra_plugins.classify_optuna_sweeper."  # the sweeper of an Optuna search
 DEFAULT_METRICS = (
     "test/acc", "test/loss", "test/f1", "test/precision", "test/recall", "val/acc_best", "val/acc", "val/loss",
+    "test/map", "test/f1_micro", "test/f1_macro", "test/hamming", "val/map",  # several labels per sample
 )
 
 

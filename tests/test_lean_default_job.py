@@ -22,6 +22,9 @@ OPTIONAL = (
     "src.data.sample_loader", "src.runs.resume", "src.runs.sweep_job", "src.runs.trackers", "src.runs.checkpoint",
     "src.tuning.finders", "src.sweeps", "src.config.sweep_folder", "src.inference", "src.inspection", "src.teaching",
     "src.data.hf_source", "src.data.hf_dataset", "src.data.hf_table", "src.data.hf_stream",
+    "src.models.multilabel", "src.models.multilabel_predictions", "src.models.multilabel_reports",
+    "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
+    "src.data.fashion_mnist_multilabel",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 

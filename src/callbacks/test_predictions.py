@@ -70,9 +70,9 @@ class TestPredictionsCSV(TestProbabilities):
             log.info("%s is not written: the test loop did not score the whole test split in one process "
                      "(src.eval writes predictions.csv for any run).", TEST_PREDICTIONS_FILE)
             return
-        names = class_names(trainer, self.probabilities.shape[1])
-        write_predictions_csv(self.out_dir / TEST_PREDICTIONS_FILE, trainer.datamodule.test_split, self.probabilities,
-                              names)
+        write = getattr(pl_module, "write_predictions_csv", write_predictions_csv)  # a task's own columns
+        write(self.out_dir / TEST_PREDICTIONS_FILE, trainer.datamodule.test_split, self.probabilities,
+              class_names(trainer, self.probabilities.shape[1]))
 
 
 class FoldPredictions(L.Callback):

@@ -130,7 +130,14 @@ def _layout(path: str, size: int, mtime_ns: int, target: str, features: tuple[st
 
 
 def config_value(key: str, data: Any) -> Any:
-    """`${table:KEY}` in conf/data/csv.yaml: what the table and the data settings imply."""
+    """`${table:KEY}` in conf/data/csv.yaml: what the table and the data settings imply (several labels per row,
+    and the classes of the task: src/data/multilabel.py)."""
+    if key != "name" and (data.get("label_separator") or not isinstance(data.target, (str, int, float))):
+        from src.data.multilabel import table_value
+        return table_value(key, data)
+    if key in ("data_module", "task_model"):
+        return {"data_module": "src.data.csv_table.CSVDataModule",
+                "task_model": "src.models.classifier.ClassificationModule"}[key]
     if key == "name":
         return Path(str(data.path)).stem or "table"
     features = data.get("features")
@@ -148,7 +155,10 @@ class CSVDataModule(InMemoryDataModule):
     """A table's rows as standardised, one-hot encoded feature vectors (module docstring)."""
 
     def __init__(self, path: str, target: str, features: Sequence[str] | None = None, missing: str = "error",
-                 test_fraction: float = 0.2, encoding: str | None = None, **kwargs: Any) -> None:
+                 test_fraction: float = 0.2, encoding: str | None = None, label_separator: str | None = None,
+                 allow_no_label: bool = False, task_model: str | None = None, **kwargs: Any) -> None:
+        """`label_separator`, `allow_no_label`: tables of several labels per row (src/data/multilabel_table.py);
+        `task_model`: the model class of the task (read by the model config)."""
         super().__init__(**kwargs)
         self.path, self.target = str(path), str(target)
         self.features = list(features) if features else None

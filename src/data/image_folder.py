@@ -67,8 +67,13 @@ class ImageFolderDataModule(InMemoryDataModule):
         auto_augment: str | None = None,
         color_jitter: float = 0.0,
         loader: str = "auto",
+        labels_file: str | None = None,
+        allow_no_label: bool = False,
+        task_model: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """`labels_file`, `allow_no_label`: images with several labels (src/data/multilabel_images.py);
+        `task_model`: the model class of the task (read by the model config)."""
         self.channels = check_channels(channels)
         self.size = image_size_of(image_size, pretrained_model)
         shape = [self.channels, *self.size]
@@ -83,7 +88,7 @@ class ImageFolderDataModule(InMemoryDataModule):
                 f"data.loader must be auto, tensor (decoded once into a cache) or dataloader (per sample), "
                 f"got {loader!r}.")
         check_sample_augment(random_resized_crop, horizontal_flip, auto_augment, color_jitter)
-        self.listing = list_images(root)
+        self.listing = self.list_images(root)
         self.mean = normalisation_of(mean, "mean", pretrained_model, self.channels)
         self.std = normalisation_of(std, "std", pretrained_model, self.channels)
         decoded = len(self.listing.files) * int(np.prod(shape))
@@ -114,6 +119,10 @@ class ImageFolderDataModule(InMemoryDataModule):
         self.class_names = list(self.listing.classes)
         self.paths: list[str] = self.listing.paths()
         self._cache_key = None
+
+    def list_images(self, root: str):
+        """The folder's listing (images with a labels file: src/data/multilabel_images.py)."""
+        return list_images(root)
 
     # --- the cache: built in prepare_data (one process per node), read in setup ---------------------------
     def _key(self):

@@ -37,7 +37,14 @@ def check_channels(channels: Any) -> int:
 
 
 def config_value(key: str, data: Any) -> Any:
-    """`${image_folder:KEY}` in conf/data/image_folder.yaml: what the folder and the settings imply."""
+    """`${image_folder:KEY}` in conf/data/image_folder.yaml: what the folder and the settings imply (with
+    data.labels_file, images with several labels: src/data/multilabel.py)."""
+    if key in ("data_module", "task_model", "num_classes") and data.get("labels_file"):
+        from src.data.multilabel import image_folder_value
+        return image_folder_value(key, data)
+    if key in ("data_module", "task_model"):
+        return {"data_module": "src.data.image_folder.ImageFolderDataModule",
+                "task_model": "src.models.classifier.ClassificationModule"}[key]
     if key == "num_classes":
         return len(class_names_of(data.root))
     if key == "input_shape":

@@ -64,7 +64,8 @@ def rebuild_module(path: Path, ckpt: dict[str, Any], calibrated: bool = True):
         ) from exc
     temperature = ckpt.get(TEMPERATURE_KEY)
     if calibrated and temperature is not None:
-        module.net = TemperatureScaled(module.net, float(temperature))  # after the weights: their keys stay the net's
+        scale = [float(t) for t in temperature] if isinstance(temperature, list) else float(temperature)  # per label
+        module.net = TemperatureScaled(module.net, scale)  # after the weights: their keys stay the net's
     return module.eval()
 
 

@@ -26,6 +26,19 @@ class Predictions:
     samples: list[str]
     true: list[str]
     predicted: list[str]
+    labels: list[str] | None = None  # the `p_<class>` columns' names
+
+    @property
+    def several_labels(self) -> bool:
+        """Label sets joined by `|` (src/models/multilabel_predictions.py): some sample has several or none."""
+        return any("|" in v or not v for v in (*self.true, *self.predicted))
+
+    @property
+    def hamming(self) -> np.ndarray:
+        """Per sample, the share of the labels predicted wrongly (in one set and not the other)."""
+        count = max(len(self.labels or ()), 1)
+        return np.array([len(set(filter(None, t.split("|"))) ^ set(filter(None, p.split("|")))) / count
+                         for t, p in zip(self.true, self.predicted)])
 
     @property
     def correct(self) -> np.ndarray:
@@ -54,7 +67,7 @@ def read_predictions(folder: str | Path) -> Predictions:
     require(bool(rows) and {"sample", "true", "predicted"} <= set(rows[0]),
             f"{path} has no rows with sample, true and predicted columns; write it again with src.eval.")
     return Predictions(folder, path, [r["sample"] for r in rows], [r["true"] for r in rows],
-                       [r["predicted"] for r in rows])
+                       [r["predicted"] for r in rows], [c[2:] for c in rows[0] if c.startswith("p_")])
 
 
 def check_same_test_set(a: Predictions, b: Predictions) -> None:
@@ -84,7 +97,12 @@ def compare_pair(a: Predictions, b: Predictions, resamples: int = RESAMPLES, see
                   "acc_b": float(right_b[true == c].mean())} for c in classes]
     for row in per_class:
         row["difference"] = row["acc_a"] - row["acc_b"]
-    return {"a": str(a.folder), "b": str(b.folder), "samples": len(right_a), "acc_a": float(right_a.mean()),
+    hamming = {}
+    if a.several_labels or b.several_labels:  # accuracy is then the exact match; Hamming loss paired too
+        low_h, high_h = bootstrap_difference(a.hamming, b.hamming, resamples=resamples, seed=seed)
+        hamming = {"hamming_a": float(a.hamming.mean()), "hamming_b": float(b.hamming.mean()),
+                   "hamming_ci_low": low_h, "hamming_ci_high": high_h}
+    return hamming | {"a": str(a.folder), "b": str(b.folder), "samples": len(right_a), "acc_a": float(right_a.mean()),
             "acc_b": float(right_b.mean()), "difference": float(right_a.mean() - right_b.mean()),
             "a_right_b_wrong": a_only, "b_right_a_wrong": b_only, "mcnemar_p": mcnemar_exact(a_only, b_only),
             "ci_low": low, "ci_high": high, "resamples": resamples, "bootstrap_seed": seed, "per_class": per_class}
@@ -115,4 +133,9 @@ def summary_lines(result: dict, name_a: str, name_b: str) -> list[str]:
         f"discordant samples: A right and B wrong {result['a_right_b_wrong']}, B right and A wrong "
         f"{result['b_right_a_wrong']}; McNemar's exact test p = {result['mcnemar_p']:.4g} ({verdict})",
     ]
+    if "hamming_a" in result:  # several labels per sample: "right" is the exact match of the label set
+        lines.append(f"several labels per sample: accuracy above is the exact match; Hamming loss A "
+                     f"{result['hamming_a']:.4f}, B {result['hamming_b']:.4f}, difference A - B "
+                     f"{result['hamming_a'] - result['hamming_b']:+.4f}, bootstrap 95 % interval "
+                     f"[{result['hamming_ci_low']:+.4f}, {result['hamming_ci_high']:+.4f}]")
     return lines

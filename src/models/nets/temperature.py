@@ -14,12 +14,13 @@ class TemperatureScaled(nn.Module):
     """`net(x) / temperature`: the wrapped net's logits scaled by a fixed temperature (a buffer, so it
     travels with the net into TorchScript and ONNX exports)."""
 
-    def __init__(self, net: nn.Module, temperature: float) -> None:
+    def __init__(self, net: nn.Module, temperature: float | list[float]) -> None:
         super().__init__()
-        if not temperature > 0:
+        value = torch.tensor(temperature, dtype=torch.float32)  # a list: one temperature per output (per label)
+        if not bool((value > 0).all()):
             raise ValueError(f"the temperature must be positive, got {temperature!r}")
         self.net = net
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("temperature", value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x) / self.temperature
