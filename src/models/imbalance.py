@@ -5,7 +5,8 @@ counts) and `model.loss=focal` (Lin et al., 2017: cross-entropy scaled by (1 - p
 Both shape the training loss only, as label smoothing does: validation and test report the plain
 cross-entropy, so `val/loss` compares across runs, and a checkpoint's stored hyper-parameters are the plain
 module's (src.eval, src.predict and src.export rebuild it without this file); the run's config keeps the
-choices. The weights are printed at the start of training and logged as parameters `class_weight/<class>`.
+choices. The weights are printed at the start of training and logged as parameters `class_weight/<class>`
+(TensorBoard: the TEXT tab's `class_weights`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from src.errors import UserError, require
 from src.models.class_weights import METHODS, check_method, class_weights
@@ -73,8 +75,11 @@ class ImbalanceLoss:
             print(f"Class weights, {method}, from the training split's class counts: " + ", ".join(
                 f"{n}: {c} -> {w:.4g}" for n, c, w in zip(names, counts, weights)), flush=True)
         params = {f"class_weight/{re.sub(r'[^A-Za-z0-9_.-]+', '_', n)}": w for n, w in zip(names, weights)}
-        from src.runs.loggers import log_params
-        log_params(self.trainer.loggers, params)
+        for logger in self.trainer.loggers:  # TensorBoard's HPARAMS table is written at the end: a text there
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("class_weights", "\n".join(f"    {k}: {v:.6g}" for k, v in params.items()))
+            else:
+                logger.log_hyperparams(params)
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if not self.training:
