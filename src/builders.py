@@ -11,7 +11,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from src.config.names import plain
+from src.config.names import DATA_OWN_KEYS, MODEL_OWN_KEYS, plain
 from src.errors import UserError, require
 from src.runs.checkpoint_writer import AtomicCheckpointIO
 
@@ -40,16 +40,25 @@ def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | N
     kwargs = plain(data_cfg)
     if augment:
         kwargs["augment"] = plain(augment)
-    return _target_class(kwargs.pop("_target_"), steps_per_call)(**kwargs)
+    cls = _target_class(kwargs.pop("_target_"), steps_per_call)
+    if kwargs.get("imbalance_ratio") is not None or kwargs.get("sampler", "random") != "random":
+        from src.data.imbalance import imbalanced_data_class  # a long-tailed split, the balanced sampler
+        return imbalanced_data_class(cls)(**kwargs)
+    return cls(**{k: v for k, v in kwargs.items() if k not in DATA_OWN_KEYS})
 
 
 def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, steps_per_call: int = 1,
                  **arguments: Any):
     """The LightningModule: its config's `_target_` class called with plain-value arguments; `arguments`
     are constructor arguments a caller sets beyond the config (e.g. the tuner's `stop_on_non_finite_loss`)."""
-    kwargs = plain(model_cfg)
+    kwargs = {**plain(model_cfg), **arguments}
     cls = _target_class(kwargs.pop("_target_"), steps_per_call)
-    return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **{**kwargs, **arguments})
+    weighted = kwargs.get("class_weights", "none") != "none" or kwargs.get("loss") == "focal"
+    if weighted:
+        from src.models.imbalance import weighted_module_class  # class weights, the focal loss
+        cls = weighted_module_class(cls)
+    kwargs = {k: v for k, v in kwargs.items() if weighted or k not in MODEL_OWN_KEYS}
+    return cls(optimizer=plain(optimizer_cfg), scheduler=plain(scheduler_cfg) or None, **kwargs)
 
 
 def build_all(group: DictConfig | None) -> list[Any]:
@@ -75,10 +84,8 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list,
     writes (through its `AtomicCheckpointIO` plugin: src/runs/checkpoint_writer.py)."""
     kwargs = plain(trainer_cfg)
     epochs = kwargs.get("max_epochs")
-    require(
-        isinstance(epochs, int) and (epochs > 0 or epochs == -1),
-        f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}.",
-    )
+    require(isinstance(epochs, int) and (epochs > 0 or epochs == -1),
+            f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}.")
     check_accelerator(kwargs.get("accelerator", "auto"))
     kwargs["precision"] = resolve_precision(kwargs.get("accelerator", "auto"), kwargs.get("precision"))
     # No checkpoint callback configured (e.g. callbacks=none) means no checkpoints, not Lightning's default one.
@@ -101,14 +108,8 @@ def check_accelerator(accelerator: Any) -> None:
     """`trainer.accelerator=gpu` (also trainer=gpu, ddp, fsdp) on a machine without a usable GPU: one sentence."""
     name = str(accelerator).lower()
     if name in ("gpu", "cuda"):
-        require(
-            torch.cuda.is_available(),
-            f"trainer.accelerator={accelerator} needs a CUDA GPU, but PyTorch finds none on this machine; "
-            "use trainer.accelerator=auto (or trainer=cpu), or run where a GPU is visible.",
-        )
+        require(torch.cuda.is_available(), f"trainer.accelerator={accelerator} needs a CUDA GPU, but PyTorch finds "
+                "none on this machine; use trainer.accelerator=auto (or trainer=cpu), or run where a GPU is visible.")
     elif name == "mps":
-        require(
-            torch.backends.mps.is_available(),
-            "trainer.accelerator=mps needs Apple's Metal GPU, which PyTorch does not find here; "
-            "use trainer.accelerator=auto or trainer=cpu.",
-        )
+        require(torch.backends.mps.is_available(), "trainer.accelerator=mps needs Apple's Metal GPU, which PyTorch "
+                "does not find here; use trainer.accelerator=auto or trainer=cpu.")

@@ -66,7 +66,9 @@ def metric_columns(runs: Sequence[Run], wanted: Sequence[str] | None = None) -> 
         raise UserError(f"--metrics {unknown[0]}: no run records it; {hint}the runs record "
                         f"{shorten(', '.join(present), 160)} (or --metrics all).")
     optimized = [m for m in dict.fromkeys(r.optimized_metric for r in runs if r.optimized_metric)]
-    columns = optimized + [m for m in (wanted or DEFAULT_METRICS) if m in present or wanted]
+    per_class = [m for m in dict.fromkeys(k for r in runs for k in r.metrics) if m.startswith("test/recall/")]
+    defaults = [*DEFAULT_METRICS, "test/balanced_acc", *per_class] if per_class else DEFAULT_METRICS  # class_recall
+    columns = optimized + [m for m in (wanted or defaults) if m in present or wanted]
     return list(dict.fromkeys(columns))
 
 

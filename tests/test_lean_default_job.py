@@ -25,6 +25,7 @@ OPTIONAL = (
     "src.models.multilabel", "src.models.multilabel_predictions", "src.models.multilabel_reports",
     "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
     "src.data.fashion_mnist_multilabel",
+    "src.data.imbalance", "src.models.imbalance", "src.models.class_weights", "src.callbacks.class_recall",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 

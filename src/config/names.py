@@ -20,10 +20,11 @@ BUILT_GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks
 # The project's Optuna sweeper (hydra/sweeper=optuna), as the composed `hydra.sweeper._target_` names it.
 SWEEPER_TARGET = "hydra_plugins.classify_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 PARAMS = "hydra.sweeper.params."  # its search space: `hydra.sweeper.params.<config key>: <search expression>`
-# Keys of the optimizer and scheduler configs read by ClassificationModule and src/models/schedulers.py, not
-# passed to the class.
+# Keys of the optimizer and scheduler configs read by ClassificationModule and src/models/schedulers.py.
 OPTIMIZER_OWN_KEYS = ("decay_bias_and_norm", "backbone_lr_scale")
 SCHEDULER_OWN_KEYS = ("interval", "monitor", "warmup_steps", "warmup_epochs", "warmup_start_factor")
+# Class-imbalance keys of the data and model configs: src/builders.py passes them only to the variant it loads.
+DATA_OWN_KEYS, MODEL_OWN_KEYS = ("imbalance_ratio", "sampler"), ("class_weights", "class_weights_beta", "focal_gamma")
 
 
 def override_key(override: str) -> str:

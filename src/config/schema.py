@@ -19,12 +19,13 @@ from typing import Any
 from hydra.utils import get_object
 
 from src.builders import resolve_precision
-from src.config.names import BUILT_GROUPS, OPTIMIZER_OWN_KEYS, SCHEDULER_OWN_KEYS
+from src.config.names import BUILT_GROUPS, DATA_OWN_KEYS, MODEL_OWN_KEYS, OPTIMIZER_OWN_KEYS, SCHEDULER_OWN_KEYS
 from src.errors import UserError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
-# Keys read by the project's own code rather than passed to the target (see ClassificationModule).
-OWN_KEYS = {"scheduler": set(SCHEDULER_OWN_KEYS), "optimizer": set(OPTIMIZER_OWN_KEYS)}
+# Keys read by the project's own code rather than passed to the target (see src/config/names.py).
+OWN_KEYS = {"scheduler": set(SCHEDULER_OWN_KEYS), "optimizer": set(OPTIMIZER_OWN_KEYS), "data": set(DATA_OWN_KEYS),
+            "model": set(MODEL_OWN_KEYS)}  # (checked by src/data/imbalance.py, src/models/imbalance.py)
 _MISSING = object()
 
 

@@ -21,7 +21,7 @@ TRICKS = ("label_smoothing", "mixup_alpha", "cutmix_alpha", "tta_flip")  # train
 class ClassificationModule(L.LightningModule):
     """Multi-class classification with cross-entropy (or an equivalent formulation) and optional L1.
 
-    Logs `train/loss`, `train/acc` per epoch; `val/` and `test/` loss, acc, macro precision, recall, f1
+    Logs `train/loss`, `train/acc` per epoch; `val/` and `test/` loss, acc, balanced_acc, macro precision, recall, f1
     (acc_top5 beyond ten classes); `val/acc_best`. A NaN/inf epoch loss stops the run in one sentence. A family
     that trains differently subclasses it (binary.py, googlenet_module.py), passes the base's arguments on with
     `**kwargs`, and overrides `check_task`, `compute_loss`, `training_loss`, `class_scores`, `predicted_classes`,
@@ -262,7 +262,7 @@ class EvalMetrics(nn.Module):
             self.top5.update(scores, targets)
 
     def log_to(self, module: L.LightningModule, prefix: str, curves_to_loggers: bool = True) -> torch.Tensor:
-        """Log `<prefix>/loss`, acc, precision, recall, f1 (and acc_top5); the confusion matrix on the CPU.
+        """Log `<prefix>/loss`, acc, balanced_acc, precision, recall, f1 (and acc_top5); the confusion matrix (CPU).
         `val/loss` and `val/acc` go to the progress bar, and to no logger when `curves_to_loggers` is False."""
         matrix = self.confusion.compute()
         values = {f"{prefix}/{k}": v for k, v in metrics_from_confusion(matrix).items()}
@@ -285,14 +285,14 @@ class EvalMetrics(nn.Module):
 
 
 def metrics_from_confusion(matrix: torch.Tensor) -> dict[str, torch.Tensor]:
-    """acc, macro precision, recall and F1 of a (true x predicted) count matrix, as torchmetrics'
-    `average="macro"` gives them (0 for an empty denominator; classes absent from targets and predictions
-    left out), from one matrix instead of four metric states."""
+    """acc, macro precision, recall, F1 of a (true x predicted) count matrix as torchmetrics' "macro" (0 for an
+    empty denominator; classes in neither targets nor predictions left out); balanced_acc: mean recall of targets."""
     m = matrix.double()
     tp, predicted, actual = m.diagonal(), m.sum(0), m.sum(1)
     ratio = lambda num, den: torch.where(den > 0, num / den.clamp(min=1e-12), torch.zeros_like(num))  # noqa: E731
     present = ((predicted + actual) > 0).double()
     weight = present / present.sum().clamp(min=1)
     out = {"acc": ratio(tp.sum(), m.sum()), "precision": (ratio(tp, predicted) * weight).sum(),
-           "recall": (ratio(tp, actual) * weight).sum(), "f1": (ratio(2 * tp, predicted + actual) * weight).sum()}
+           "recall": (ratio(tp, actual) * weight).sum(), "f1": (ratio(2 * tp, predicted + actual) * weight).sum(),
+           "balanced_acc": ratio(tp, actual).sum() / (actual > 0).sum().clamp(min=1)}
     return {k: v.float() for k, v in out.items()}
