@@ -222,6 +222,29 @@ def test_label_lists_in_one_column_give_the_labels_of_the_0_1_columns(digit_prop
     assert data.train_split.targets.shape[1] == 4 and set(data.train_split.targets.unique().tolist()) == {0.0, 1.0}
 
 
+def test_class_weights_of_several_labels_are_each_labels_pos_weight_from_its_training_positives(
+        digit_properties, cli, cli_in_process, compose):
+    from src.builders import build_datamodule
+
+    table = ["data=csv", f"data.path={digit_properties / 'properties.csv'}", f"data.target=[{','.join(PROPERTIES)}]",
+             "data.allow_no_label=true"]
+    data = build_datamodule(compose(table).data)
+    data.setup("fit")
+    positives = data.train_split.targets.sum(0).long().tolist()
+    expected = [sum(positives) / (4 * n) for n in positives]  # inv_freq over the labels' positive counts
+    result = cli("src.train", *table, "model.class_weights=inv_freq", "trainer.max_epochs=1", "logger=csv",
+                 "callbacks=none", "trainer=cpu")
+    assert result.returncode == 0, result.output[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("Label pos_weights, inv_freq"))
+    assert [int(p.split(": ")[1].split(" ->")[0]) for p in line.split("counts: ")[1].split(", ")] == positives
+    (run,) = result.run_dirs()
+    logged = next(run.rglob("hparams.yaml")).read_text()
+    for name, weight in zip(data.class_names, expected):
+        assert float(logged.split(f"pos_weight/{name}: ")[1].split()[0]) == pytest.approx(weight, rel=1e-6)
+    assert_one_sentence(cli_in_process("src.train", *table, "model.class_weights=inv_freq", "model.loss=asymmetric"),
+                        "pos_weight", "model.loss=cross_entropy")
+
+
 def test_bad_labels_stop_in_one_sentence(digit_properties, cli_in_process, tmp_path):
     tags = ["data=csv", f"data.path={digit_properties / 'tags.csv'}", "data.target=tags", "data.label_separator=|"]
     assert_one_sentence(cli_in_process("src.train", *tags), "row 1 has no label", "data.allow_no_label=true")

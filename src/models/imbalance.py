@@ -58,28 +58,10 @@ class ImbalanceLoss:
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit" and self.weighting != "none":
-            split = getattr(self.trainer.datamodule, "train_split", None)
-            if split is None:
-                raise UserError(f"model.class_weights={self.weighting} needs the training split's class counts, "
-                                "which this data module does not hold in memory; set model.class_weights=none.")
-            counts = torch.bincount(split.targets.cpu().long(), minlength=self.num_classes).tolist()
+            counts = training_counts(self)
             weights = class_weights(counts, self.weighting, self.beta)
             self.class_weight = torch.tensor(weights, dtype=torch.float32)
-            self._report(counts, weights, getattr(self.trainer.datamodule, "class_names", None))
-
-    def _report(self, counts: list[int], weights: list[float], names: list[str] | None) -> None:
-        if not names or len(names) != len(weights):
-            names = [str(i) for i in range(len(weights))]
-        method = self.weighting + (f" (beta={self.beta:g})" if self.weighting == "effective_num" else "")
-        if self.trainer.is_global_zero:
-            print(f"Class weights, {method}, from the training split's class counts: " + ", ".join(
-                f"{n}: {c} -> {w:.4g}" for n, c, w in zip(names, counts, weights)), flush=True)
-        params = {f"class_weight/{re.sub(r'[^A-Za-z0-9_.-]+', '_', n)}": w for n, w in zip(names, weights)}
-        for logger in self.trainer.loggers:  # TensorBoard's HPARAMS table is written at the end: a text there
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_text("class_weights", "\n".join(f"    {k}: {v:.6g}" for k, v in params.items()))
-            else:
-                logger.log_hyperparams(params)
+            report_weights(self, counts, weights)
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -91,10 +73,67 @@ class ImbalanceLoss:
         return focal_loss(outputs, targets, self.gamma, weight, smoothing)
 
 
+class PositiveWeights:
+    """Module side for several labels per sample: `model.class_weights` gives each label's `pos_weight` of the
+    binary cross-entropy, from the training split's positive counts per label (the same formulas)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        weighting, beta = kwargs.pop("class_weights", "none"), kwargs.pop("class_weights_beta", 0.999)
+        kwargs.pop("focal_gamma", None)
+        check_method(weighting, beta)
+        require(kwargs.get("loss", "cross_entropy") == "cross_entropy", "model.class_weights weighs the per-label "
+                "binary cross-entropy of several labels per sample (its pos_weight); set model.loss=cross_entropy.")
+        require(kwargs.get("pos_weight") is None, "model.pos_weight and model.class_weights both set each label's "
+                                                  "pos_weight; keep one of them.")
+        super().__init__(**kwargs)
+        self.weighting, self.beta = weighting, float(beta)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.weighting != "none":
+            counts = training_counts(self)
+            weights = class_weights(counts, self.weighting, self.beta)
+            self.pos_weight = torch.tensor(weights, dtype=torch.float32, device=self.device)
+            report_weights(self, counts, weights, "pos_weight")
+
+
+def training_counts(module: Any) -> list[int]:
+    """Samples per class of the training split, or positives per label ((N, L) 0/1 targets)."""
+    split = getattr(module.trainer.datamodule, "train_split", None)
+    if split is None:
+        raise UserError(f"model.class_weights={module.weighting} needs the training split's class counts, which "
+                        "this data module does not hold in memory; set model.class_weights=none.")
+    targets = split.targets.cpu().long()
+    if targets.ndim == 2:
+        return targets.sum(0).tolist()
+    return torch.bincount(targets, minlength=module.num_classes).tolist()
+
+
+def report_weights(module: Any, counts: list[int], weights: list[float], kind: str = "class_weight") -> None:
+    """Print the weights and log them as parameters `<kind>/<class>` (TensorBoard: a text `<kind>s`)."""
+    names = getattr(module.trainer.datamodule, "class_names", None)
+    if not names or len(names) != len(weights):
+        names = [str(i) for i in range(len(weights))]
+    method = module.weighting + (f" (beta={module.beta:g})" if module.weighting == "effective_num" else "")
+    title = "Label pos_weights" if kind == "pos_weight" else "Class weights"
+    if module.trainer.is_global_zero:
+        print(f"{title}, {method}, from the training split's counts: "
+              + ", ".join(f"{n}: {c} -> {w:.4g}" for n, c, w in zip(names, counts, weights)), flush=True)
+    params = {f"{kind}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', n)}": w for n, w in zip(names, weights)}
+    for logger in module.trainer.loggers:  # TensorBoard's HPARAMS table is written at the end: a text there
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(kind + "s", "\n".join(f"    {k}: {v:.6g}" for k, v in params.items()))
+        else:
+            logger.log_hyperparams(params)
+
+
 @functools.cache
 def weighted_module_class(base: type) -> type:
     """`base` (a `ClassificationModule` class, maybe a K-step variant) with class weights and the focal loss.
     It keeps the base's name, so checkpoints store its hyper-parameters as the base's."""
+    if getattr(base, "task", None) == "multilabel":  # several labels per sample: weights as pos_weight
+        return type(base.__name__, (PositiveWeights, base), {"__qualname__": base.__qualname__,
+                                                            "__module__": base.__module__})
     own = base.compute_loss is not ClassificationModule.compute_loss or base.check_task is not \
         ClassificationModule.check_task
     if not issubclass(base, ClassificationModule) or own:
@@ -102,6 +141,5 @@ def weighted_module_class(base: type) -> type:
                         f"trains with a loss of its own: set model.class_weights=none and model.loss=cross_entropy.")
     return type(base.__name__, (ImbalanceLoss, base), {"__qualname__": base.__qualname__,
                                                       "__module__": base.__module__})
-
 
 __all__ = ["METHODS", "focal_loss", "weighted_module_class"]
