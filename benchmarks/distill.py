@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, default=0.95, help="student's: 0.95 trains on 3,000 images")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS)")
     parser.add_argument("--out", type=Path, default=RESULTS / "distill.json")
     opts = parser.parse_args()
 
