@@ -122,10 +122,14 @@ def test_a_distilled_student_s_checkpoint_holds_the_student_alone_and_evaluates_
 
 def test_a_timm_teacher_teaches_a_student(tmp_path):
     made = run_cli(tmp_path, "src.train", "model=timm", "model.net.name=test_resnet", "trainer.max_epochs=1",
-                   "trainer.limit_train_batches=5", "logger=none", "test=false", "hydra.run.dir=timm_teacher")
+                   "trainer.limit_train_batches=5", "trainer.limit_val_batches=2", "logger=none", "test=false",
+                   "hydra.run.dir=timm_teacher")
     assert made.returncode == 0, made.output[-3000:]
+    (best,) = (tmp_path / "timm_teacher/checkpoints").glob("epoch_*.ckpt")
+    assert torch.load(best, weights_only=True)["hyper_parameters"]["net"]["_target_"].endswith("timm_net")
     result = run_cli(tmp_path, "src.train", *STUDENT, "distill.teacher=timm_teacher", "trainer.max_epochs=1",
-                     "trainer.limit_train_batches=5", "test=false", "hydra.run.dir=student")
+                     "trainer.limit_train_batches=5", "trainer.limit_val_batches=2", "test=false",
+                     "hydra.run.dir=student")
     assert result.returncode == 0, result.output[-3000:]
     ckpt = torch.load(tmp_path / "student/checkpoints/last.ckpt", weights_only=True)
     assert all(k.startswith("net.") for k in ckpt["state_dict"]) and len(ckpt["state_dict"]) == 4  # 2 layers
