@@ -25,9 +25,12 @@ def steps_per_call(run_config: dict[str, Any]) -> int:
     return k
 
 
-def _target_class(target: str, steps_per_call: int) -> type:
-    """The class a `_target_` names, or with steps_per_call K > 1 its K-steps-per-call variant."""
+def _target_class(target: str, steps_per_call: int, distill: dict[str, Any] | None = None) -> type:
+    """The class a `_target_` names; its variant learning from `distill.teacher`, and taking K > 1 steps per call."""
     cls = get_class(target)
+    if (distill or {}).get("teacher") is not None:  # a student of a teacher's outputs (src/models/distill.py)
+        from src.runs.teacher import student_class
+        cls = student_class(cls, distill)
     if steps_per_call == 1:
         return cls
     from src.models.multi_step import multi_step_class
@@ -48,11 +51,11 @@ def build_datamodule(data_cfg: DictConfig | dict, augment: DictConfig | dict | N
 
 
 def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg: Any, steps_per_call: int = 1,
-                 **arguments: Any):
-    """The LightningModule: its config's `_target_` class called with plain-value arguments; `arguments`
-    are constructor arguments a caller sets beyond the config (e.g. the tuner's `stop_on_non_finite_loss`)."""
+                 distill: Any = None, **arguments: Any):
+    """The LightningModule: its config's `_target_` class (`distill`: the run's distill settings) called with plain
+    values; `arguments`: constructor arguments beyond the config (e.g. the tuner's `stop_on_non_finite_loss`)."""
     kwargs = {**plain(model_cfg), **arguments}
-    cls = _target_class(kwargs.pop("_target_"), steps_per_call)
+    cls = _target_class(kwargs.pop("_target_"), steps_per_call, plain(distill))
     weighted = kwargs.get("class_weights", "none") != "none" or kwargs.get("loss") == "focal"
     if weighted:
         from src.models.imbalance import weighted_module_class  # class weights, the focal loss

@@ -57,7 +57,7 @@ def train(cfg: DictConfig, composition: dict[str, Any] | None = None, resume: An
         run_config = plain(cfg)  # with what the finders found
     # Building checks ranges and shapes (no data is loaded yet), so bad input stops before the run starts.
     datamodule = builders.build_datamodule(cfg.data, cfg.get("augment"), steps_per_call)
-    model = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call)
+    model = builders.build_module(cfg.model, cfg.optimizer, cfg.scheduler, steps_per_call, cfg.get("distill"))
     if resume is not None:
         resume.check_weights_fit(model)
     callbacks = builders.build_all(cfg.get("callbacks"))

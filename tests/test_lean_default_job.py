@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 
 # Modules of features the default job does not use (the docs list each feature's files: docs/development.md).
 OPTIONAL = (
+    "src.models.distill", "src.runs.teacher",
     "src.models.multi_step", "src.models.tricks", "src.models.schedulers", "src.models.finetune", "src.models.losses",
     "src.models.nets.timm_net", "src.models.nets.weights", "src.timm_pretrained", "src.callbacks.finetune",
     "src.callbacks.gpu_speedups", "src.callbacks.tensorboard_reports", "src.callbacks.ema", "src.data.duplicates",
