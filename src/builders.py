@@ -66,19 +66,16 @@ def build_module(model_cfg: DictConfig | dict, optimizer_cfg: Any, scheduler_cfg
 
 def build_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a callbacks/logger group; `null` entries are switched off."""
-    if not group:
-        return []
-    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+    return [instantiate(node) for node in (group or {}).values() if node is not None and "_target_" in node]
 
 
 def resolve_precision(accelerator: str, precision: Any) -> Any:
     """`precision: auto` -> bf16-mixed on GPUs that support it, else 16-mixed; 32-true on the CPU."""
     if precision != "auto":
         return precision
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if not on_gpu:
-        return "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list, loggers: list,
