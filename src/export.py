@@ -88,12 +88,12 @@ def export(cfg: DictConfig) -> Path:
         )
     print(f"exported {fmt}: {output} (outputs match PyTorch; preprocessing in {metadata_path(output)})", flush=True)
     if quantize:  # an int8 copy beside the float file (src/inference/int8.py)
-        from src.inference.int8 import calibration_batches, compare_int8, quantize_int8
+        from src.inference.int8 import compare_int8, quantize_int8
 
         samples = int(cfg.get("calibration_samples") or 512)
         require(samples > 0, f"calibration_samples must be a positive integer, got {samples}.")
-        int8_file = quantize_int8(output, ckpt, samples)
-        print(compare_int8(output, int8_file, calibration_batches(ckpt, 256, seed=1)), flush=True)
+        int8_file, batches = quantize_int8(output, ckpt, samples)
+        print(compare_int8(output, int8_file, batches), flush=True)
     return output
 
 

@@ -21,6 +21,7 @@ OPTIONAL = (
     "src.callbacks.gpu_speedups", "src.callbacks.tensorboard_reports", "src.callbacks.ema", "src.data.duplicates",
     "src.data.sample_loader", "src.runs.resume", "src.runs.sweep_job", "src.runs.trackers", "src.runs.checkpoint",
     "src.tuning.finders", "src.sweeps", "src.config.sweep_folder", "src.inference", "src.inspection", "src.teaching",
+    "src.serve",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 

@@ -48,8 +48,9 @@ def calibration_batches(ckpt: dict[str, Any], samples: int, seed: int = 0) -> li
     return batches
 
 
-def quantize_int8(float_path: Path, ckpt: dict[str, Any], samples: int) -> Path:
-    """The int8 file of `float_path` (an ONNX file src.export wrote), calibrated on `samples` training inputs."""
+def quantize_int8(float_path: Path, ckpt: dict[str, Any], samples: int) -> tuple[Path, list[np.ndarray]]:
+    """The int8 file of `float_path` (an ONNX file src.export wrote), calibrated on `samples` training inputs
+    (returned with it)."""
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -86,17 +87,17 @@ def quantize_int8(float_path: Path, ckpt: dict[str, Any], samples: int) -> Path:
                             "weights": "int8 per output channel", "activations": "int8",
                             "calibration": f"{sum(len(b) for b in batches)} inputs of the training split"}
     output.with_name(output.name + ".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return output
+    return output, batches
 
 
-def compare_int8(float_path: Path, int8_file: Path, batches: list[np.ndarray] | None = None) -> str:
-    """One line: how often the int8 file's predicted class is the float file's, on sample inputs."""
+def compare_int8(float_path: Path, int8_file: Path, batches: list[np.ndarray]) -> str:
+    """One line: how often the int8 file's predicted class is the float file's, on the calibration inputs."""
     from src.inference.onnx_model import onnx_session
 
     float_session, int8_session = onnx_session(float_path), onnx_session(int8_file)
     agree = total = 0
     worst = 0.0
-    for x in batches or []:
+    for x in batches:
         a = float_session.run(None, {"input": x})[0]
         b = int8_session.run(None, {"input": x})[0]
         worst = max(worst, float(np.abs(a - b).max()))
@@ -107,4 +108,4 @@ def compare_int8(float_path: Path, int8_file: Path, batches: list[np.ndarray] | 
         total += len(x)
     size = float_path.stat().st_size / max(int8_file.stat().st_size, 1)
     return (f"int8: {int8_file} ({size:.1f}x smaller than the float file); predicted class as the float file's for "
-            f"{agree}/{total} training inputs, largest output difference {worst:.3g}")
+            f"{agree}/{total} calibration inputs, largest output difference {worst:.3g}")
