@@ -87,6 +87,11 @@ def serve(cfg: DictConfig) -> None:
     from src.inference.serving import COUNTERS, ClassifierAPI, load_predictor
 
     described = load_predictor(cfg.ckpt_path, with_model=False)  # the model's description, and its errors, here
+    if s["device"] == "cuda":
+        import torch
+
+        require(torch.cuda.is_available() and described.kind == "checkpoint",
+                "device=cuda needs a visible CUDA GPU and a checkpoint (ONNX files run on the CPU); pass device=cpu.")
     prep = described.prep
     require(prep.is_image or prep.is_table,
             f"src.serve takes images or table rows, but {described.source} was trained on {prep.data_name}, whose "

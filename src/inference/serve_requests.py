@@ -165,9 +165,9 @@ class PredictRequests:
             raise BadRequest(400, f"the multipart body cannot be read ({str(exc)[:120]}); send the images as "
                                   "files of a multipart/form-data body.") from None
         files, fields = [], {}
-        for _, value in form.multi_items():
+        for key, value in form.multi_items():
             if isinstance(value, str):
-                fields[_] = value
+                fields[key] = value
             else:
                 files.append(await value.read())
         await form.close()
