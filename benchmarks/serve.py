@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -209,6 +210,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "serve.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten: {out.relative_to(ROOT)}")
+    shutil.rmtree(cwd, ignore_errors=True)  # the runs, files and server logs of this benchmark
 
 
 if __name__ == "__main__":

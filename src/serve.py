@@ -102,7 +102,7 @@ def serve(cfg: DictConfig) -> None:
     api = ClassifierAPI(described.source, counters, s["max_batch_size"], s["batch_timeout"])
     reading = dict(path="/predict", input_shape=list(prep.input_shape), max_value=prep.max_value, invert=s["invert"],
                    table=prep.table, num_classes=len(prep.class_names), top_k=s["top_k"],
-                   max_image_bytes=s["max_image_bytes"], max_items=s["max_items"])
+                   max_image_bytes=s["max_image_bytes"], max_items=s["max_items"], counters=counters)
     server = ls.LitServer(api, accelerator=s["device"], workers_per_device=s["workers"], timeout=s["timeout"],
                           info_path="/server-info", middlewares=[(PredictRequests, reading)])
     server.uvicorn_graceful_timeout = s["drain_timeout"]

@@ -204,6 +204,7 @@ def test_fifty_concurrent_requests_are_all_answered_and_batched(served):
         assert answer["predictions"][0]["class"] == served["predicted_images"][name]["class"]
     after = request(port, "/info")[1]
     assert after["served"]["requests"] - before["requests"] == 50
+    assert after["served"]["received"] - before["received"] == 50 and after["served"]["refused"] == before["refused"]
     assert after["served"]["batches"] - before["batches"] < 50  # some requests shared a batch
     assert after["served"]["largest_batch"] > 1
     assert after["classes"] == [str(d) for d in range(10)] and after["input_shape"] == [1, 8, 8]
@@ -234,6 +235,7 @@ def test_every_bad_request_gets_a_4xx_and_one_sentence_and_the_server_goes_on(se
          "not a number"),
         (table, good, "image/png", 415, "JSON rows"),
     ]
+    refused = [request(port, "/info")[1]["served"]["refused"] for port in (digits, table)]
     for port, body, content_type, status, fragment in bad:
         got, answer = request(port, "/predict", body, content_type)
         assert got == status and fragment in one_sentence(answer), (got, answer, fragment)
@@ -241,6 +243,7 @@ def test_every_bad_request_gets_a_4xx_and_one_sentence_and_the_server_goes_on(se
                        "image/png" if port == digits else "application/json")[0] == 200
     got, answer = request(digits, "/predict?top_k=zero", good, "image/png")
     assert got == 400 and "top_k must be a positive integer" in one_sentence(answer)
+    assert [request(port, "/info")[1]["served"]["refused"] - n for port, n in zip((digits, table), refused)] == [7, 3]
     # a grey model converts an RGB image as src.predict does (test_served_images_...): not refused
     assert served["servers"]["digits"].proc.poll() is None and served["servers"]["table"].proc.poll() is None
 
@@ -260,9 +263,12 @@ def test_the_onnx_file_is_served_with_the_checkpoints_probabilities(served):
 def test_sigterm_during_a_request_answers_it_and_exits_with_0(served):
     server = served["servers"]["onnx"]  # batch_timeout=1 s: a request waits a second for its batch
     image, answers = served["images"]["03.png"], []
+    received = request(server.port, "/info")[1]["served"]["received"]
     asking = threading.Thread(target=lambda: answers.append(request(server.port, "/predict", image, "image/png")))
     asking.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 30
+    while request(server.port, "/info")[1]["served"]["received"] == received and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the HTTP side has passed the request on: it then waits for its batch
     server.proc.send_signal(signal.SIGTERM)
     asking.join(30)
     assert answers and answers[0][0] == 200, (answers, server.log.read_text()[-3000:])

@@ -34,6 +34,9 @@ from src.data.table_encoding import TableEncoder, describe_missing, missing_coun
 log = logging.getLogger(__name__)
 
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+# Shared counters that GET /info shows: requests passed to the model side and refused here (HTTP processes),
+# requests classified, their images or rows, batches, the largest batch (model processes).
+COUNTERS = ("received", "refused", "requests", "items", "batches", "largest_batch")
 
 
 class BadRequest(Exception):
@@ -49,8 +52,8 @@ class PredictRequests:
 
     def __init__(self, app, *, path: str, input_shape: list[int], max_value: float, invert: bool,
                  table: dict[str, Any] | None, num_classes: int, top_k: int, max_image_bytes: int,
-                 max_items: int) -> None:
-        self.app, self.path = app, path
+                 max_items: int, counters=None) -> None:
+        self.app, self.path, self.counters = app, path, counters
         self.input_shape, self.max_value, self.invert = [int(d) for d in input_shape], float(max_value), invert
         self.encoder = TableEncoder.from_state(table) if table else None
         self.num_classes, self.top_k = int(num_classes), int(top_k)
@@ -66,8 +69,10 @@ class PredictRequests:
             body = await self.model_input(scope, receive)
         except BadRequest as exc:
             log.info("refused a request (%d): %s", exc.status, exc.sentence)
+            self.count("refused")
             await JSONResponse({"error": exc.sentence}, status_code=exc.status)(scope, receive, send)
             return
+        self.count("received")
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         sent = False
@@ -80,6 +85,11 @@ class PredictRequests:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app({**scope, "headers": headers}, replay, send)
+
+    def count(self, what: str) -> None:
+        if self.counters is not None:
+            with self.counters.get_lock():
+                self.counters[COUNTERS.index(what)] += 1
 
     # --- the body ------------------------------------------------------------------------------
     async def read_body(self, scope, receive) -> bytes:

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from src.inference.preprocessing import Preprocessing
-
-COUNTERS = ("requests", "items", "batches", "largest_batch")
+from src.inference.serve_requests import COUNTERS
 
 
 @dataclass
@@ -132,10 +131,11 @@ class ClassifierAPI(ls.LitAPI):
         sizes = [len(inputs) for inputs, _ in requests]
         probabilities = self.predictor.probabilities(torch.cat([inputs for inputs, _ in requests]))
         with self.counters.get_lock():
-            self.counters[0] += len(requests)
-            self.counters[1] += sum(sizes)
-            self.counters[2] += 1
-            self.counters[3] = max(self.counters[3], len(requests))
+            index = {name: i for i, name in enumerate(COUNTERS)}
+            self.counters[index["requests"]] += len(requests)
+            self.counters[index["items"]] += sum(sizes)
+            self.counters[index["batches"]] += 1
+            self.counters[index["largest_batch"]] = max(self.counters[index["largest_batch"]], len(requests))
         answers = [(p, k) for p, (_, k) in zip(probabilities.split(sizes), requests)]
         return answers if isinstance(x, list) else answers[0]
 
