@@ -12,6 +12,8 @@ LitServe.
 - A bad request gets a 4xx and `{"error": "<one sentence>"}`; the server goes on serving.
 - SIGTERM: the HTTP processes stop accepting connections and finish the requests in flight, then the
   model processes stop, and the command exits with 0.
+- A model process that dies (SIGKILL, out of memory) is started again; a request it held gets a 504 after
+  `timeout` seconds, and the requests after it are answered once the new process has loaded the model.
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ def serve(cfg: DictConfig) -> None:
     api = ClassifierAPI(described.source, counters, s["max_batch_size"], s["batch_timeout"])
     reading = dict(path="/predict", input_shape=list(prep.input_shape), max_value=prep.max_value, invert=s["invert"],
                    table=prep.table, num_classes=len(prep.class_names), top_k=s["top_k"],
-                   max_image_bytes=s["max_image_bytes"], max_items=s["max_items"], counters=counters)
+                   max_image_bytes=s["max_image_bytes"], max_items=s["max_items"], counters=counters,
+                   answer_timeout=s["timeout"] + s["batch_timeout"] + 1)
     server = ls.LitServer(api, accelerator=s["device"], workers_per_device=s["workers"], timeout=s["timeout"],
-                          info_path="/server-info", middlewares=[(PredictRequests, reading)])
+                          info_path="/server-info", middlewares=[(PredictRequests, reading)],
+                          restart_workers=True)
     server.uvicorn_graceful_timeout = s["drain_timeout"]
     settings_info = {k: s[k] for k in ("workers", "max_batch_size", "batch_timeout", "top_k", "max_image_bytes",
                                        "max_items")}

@@ -1,7 +1,7 @@
 """`python -m src.serve` through real processes and real HTTP on free 127.0.0.1 ports: a digits MLP and a penguins
 table model trained once, served from their checkpoints and from the digits model's ONNX file, and compared
-with `src.predict`; bad requests, 50 concurrent requests, SIGTERM in the middle of a request; the int8 export
-and its evaluation."""
+with `src.predict`; bad requests, 50 concurrent requests, the model process killed (SIGKILL) and SIGTERM in the
+middle of a request; the int8 export and its evaluation."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def served(tmp_path_factory):
     run_cli(cwd, "src.predict", f"ckpt_path={digits}", "inputs=images", "output=images.csv")
     run_cli(cwd, "src.predict", f"ckpt_path={table}", "inputs=rows.csv", "output=rows.csv.out")
     exported = run_cli(cwd, "src.export", f"ckpt_path={digits}", "quantize=int8", "calibration_samples=256")
-    servers["onnx"] = Server(cwd, "onnx", f"ckpt_path={digits.with_suffix('.onnx')}", "batch_timeout=1.0")
+    servers["onnx"] = Server(cwd, "onnx", f"ckpt_path={digits.with_suffix('.onnx')}", "batch_timeout=1.0", "timeout=4")
     try:
         yield {"cwd": cwd, "servers": {k: s.wait_ready() for k, s in servers.items()}, "images": images,
                "rows": rows, "exported": exported, "digits": digits,
@@ -260,15 +260,52 @@ def test_the_onnx_file_is_served_with_the_checkpoints_probabilities(served):
     assert info["format"] == "onnx" and info["metrics"]["test/acc"] > 0.5
 
 
+def model_process(server_pid: int) -> int | None:
+    """The pid of the server's model process (LitServe starts it with multiprocessing's spawn)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == server_pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                return int(stat.parent.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+def wait_for_request(port: int, received: int) -> None:
+    deadline = time.monotonic() + 30
+    while request(port, "/info")[1]["served"]["received"] == received and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the HTTP side has passed the request on: it then waits for its batch
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the model process through /proc")
+def test_a_killed_model_process_is_restarted_and_its_request_gets_a_504(served):
+    server = served["servers"]["onnx"]  # timeout=4: a request the model does not answer gets a 504 after ~6 s
+    killed, answers = model_process(server.proc.pid), []
+    assert killed is not None
+    received = request(server.port, "/info")[1]["served"]["received"]
+    image = served["images"]["03.png"]
+    asking = threading.Thread(target=lambda: answers.append(request(server.port, "/predict", image, "image/png")))
+    asking.start()
+    wait_for_request(server.port, received)
+    os.kill(killed, signal.SIGKILL)  # while it waits for its batch (batch_timeout=1 s), holding the request
+    asking.join(30)
+    assert answers and answers[0][0] == 504 and "did not answer" in one_sentence(answers[0][1]), answers
+    deadline = time.monotonic() + 120
+    while model_process(server.proc.pid) in (None, killed) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    server.wait_ready()
+    status, answer = request(server.port, "/predict", image, "image/png")
+    assert status == 200 and answer["predictions"][0]["class"] == served["predicted_images"]["03.png"]["class"]
+
+
 def test_sigterm_during_a_request_answers_it_and_exits_with_0(served):
     server = served["servers"]["onnx"]  # batch_timeout=1 s: a request waits a second for its batch
     image, answers = served["images"]["03.png"], []
     received = request(server.port, "/info")[1]["served"]["received"]
     asking = threading.Thread(target=lambda: answers.append(request(server.port, "/predict", image, "image/png")))
     asking.start()
-    deadline = time.monotonic() + 30
-    while request(server.port, "/info")[1]["served"]["received"] == received and time.monotonic() < deadline:
-        time.sleep(0.02)  # until the HTTP side has passed the request on: it then waits for its batch
+    wait_for_request(server.port, received)
     server.proc.send_signal(signal.SIGTERM)
     asking.join(30)
     assert answers and answers[0][0] == 200, (answers, server.log.read_text()[-3000:])

@@ -15,6 +15,7 @@ checkpoint's encoding. The model side receives JSON `{"inputs": <base64 float32>
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -52,8 +53,8 @@ class PredictRequests:
 
     def __init__(self, app, *, path: str, input_shape: list[int], max_value: float, invert: bool,
                  table: dict[str, Any] | None, num_classes: int, top_k: int, max_image_bytes: int,
-                 max_items: int, counters=None) -> None:
-        self.app, self.path, self.counters = app, path, counters
+                 max_items: int, counters=None, answer_timeout: float = 30.0) -> None:
+        self.app, self.path, self.counters, self.answer_timeout = app, path, counters, float(answer_timeout)
         self.input_shape, self.max_value, self.invert = [int(d) for d in input_shape], float(max_value), invert
         self.encoder = TableEncoder.from_state(table) if table else None
         self.num_classes, self.top_k = int(num_classes), int(top_k)
@@ -84,7 +85,22 @@ class PredictRequests:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app({**scope, "headers": headers}, replay, send)
+        started = False
+
+        async def sending(message):
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:  # a model process that died (killed, out of memory) holding the request never answers it
+            await asyncio.wait_for(self.app({**scope, "headers": headers}, replay, sending), self.answer_timeout)
+        except asyncio.TimeoutError:
+            if started:
+                raise
+            log.warning("no answer from the model within %.0f s: 504", self.answer_timeout)
+            await JSONResponse({"error": f"the model did not answer within {self.answer_timeout:g} s (it may have "
+                                         "been restarted); send the request again."}, status_code=504)(
+                scope, receive, send)
 
     def count(self, what: str) -> None:
         if self.counters is not None:
