@@ -1,5 +1,6 @@
 """`python -m src.eval ckpt_path=...`: evaluate a checkpoint on its data set's test split and write a
-report folder.
+report folder. `ckpt_path=model.onnx` (or `model.int8.onnx`) evaluates a file src.export wrote: its
+outputs, on the data of the checkpoint it was exported from.
 
 Model and data are rebuilt from the configuration stored in the checkpoint. The report goes next to
 the run the checkpoint belongs to, `<run_dir>/eval/<date>_<time>_<microseconds>/` (the checkpoint
@@ -67,12 +68,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from src.runs.record import RunRecord
 
     quiet_library_noise()
-    path, ckpt = load_checkpoint(cfg.ckpt_path)
+    if str(cfg.ckpt_path).lower().endswith(".onnx"):  # an exported (or int8) file: its outputs, its checkpoint's data
+        from src.inference.onnx_model import onnx_module
+
+        path, ckpt, model = onnx_module(cfg.ckpt_path)
+    else:
+        path, ckpt = load_checkpoint(cfg.ckpt_path)
+        model = rebuild_module(path, ckpt)
     run_config = ckpt["run_config"]
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, verbose=False)
-
-    model = rebuild_module(path, ckpt)
     data_cfg = OmegaConf.merge(training_paths(run_config), cfg.get("data") or {})
     try:
         datamodule = builders.build_datamodule(data_cfg)

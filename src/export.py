@@ -9,6 +9,8 @@ mean/std; for a table model the fitted encoding of its columns) that inputs need
 the file (onnxruntime for ONNX, `torch.jit.load` for TorchScript) on sample batches of two sizes and
 compares with the PyTorch net: the largest absolute difference is printed, and above `atol`
 (relative to the outputs' scale) the command fails. timm models export the same way.
+With `quantize=int8` (ONNX) an int8 copy `<name>.int8.onnx` is written beside the float file
+(src/inference/int8.py).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def export(cfg: DictConfig) -> Path:
     from src.runs.checkpoint import load_checkpoint
 
     fmt = str(cfg.format).lower()
+    quantize = str(cfg.get("quantize") or "").lower() or None
+    require(quantize in (None, "int8") and (quantize is None or fmt == "onnx"),
+            f"quantize={cfg.get('quantize')!r} is not offered for format={fmt}; pass quantize=int8 with format=onnx.")
     if fmt == "hub":  # a model folder with its model card (src/inference/hub_folder.py)
         from src.inference.hub_folder import export_hub
         return export_hub(cfg)
@@ -92,6 +97,13 @@ def export(cfg: DictConfig) -> Path:
             f"{tolerance:.1e}: do not use it (raise atol= only if that difference is acceptable)."
         )
     print(f"exported {fmt}: {output} (outputs match PyTorch; preprocessing in {metadata_path(output)})", flush=True)
+    if quantize:  # an int8 copy beside the float file (src/inference/int8.py)
+        from src.inference.int8 import compare_int8, quantize_int8
+
+        samples = int(cfg.get("calibration_samples") or 512)
+        require(samples > 0, f"calibration_samples must be a positive integer, got {samples}.")
+        int8_file, batches = quantize_int8(output, ckpt, samples)
+        print(compare_int8(output, int8_file, batches), flush=True)
     return output
 
 

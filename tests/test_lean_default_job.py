@@ -27,6 +27,7 @@ OPTIONAL = (
     "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
     "src.data.fashion_mnist_multilabel",
     "src.data.imbalance", "src.models.imbalance", "src.models.class_weights", "src.callbacks.class_recall",
+    "src.serve",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 
