@@ -298,7 +298,7 @@ def test_fashion_mnist_mosaics_hold_the_classes_of_their_items_fixed_by_the_spli
 
 @pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist is absent")
 def test_lenet_learns_the_fashion_mnist_mosaics_through_the_command_line(cli):
-    """A short run on a subset (3,000 mosaics, 3 epochs); the full experiment=multilabel_fashion_mnist (27,000
+    """A short run on a subset (3,000 mosaics, 3 epochs); the full experiment=fashion_mnist_multilabel (27,000
     training mosaics, 5 epochs) reaches test mAP 0.909 (docs/data.md#several-labels-per-sample)."""
     result = cli("src.train", "data=fashion_mnist_multilabel", "model=lenet", "data.train_mosaics=3000",
                  "data.test_mosaics=500", "trainer.max_epochs=3", "logger=none", "trainer=cpu",
