@@ -25,7 +25,7 @@ OPTIONAL = (
     "src.data.hf_source", "src.data.hf_dataset", "src.data.hf_table", "src.data.hf_stream",
     "src.models.multilabel", "src.models.multilabel_predictions", "src.models.multilabel_reports",
     "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
-    "src.data.fashion_mnist_multilabel",
+    "src.data.fashion_mnist_multilabel", "src.data.multilabel_folds", "src.inspection.multilabel_issues",
     "src.data.imbalance", "src.models.imbalance", "src.models.class_weights", "src.callbacks.class_recall",
     "src.serve",
 )

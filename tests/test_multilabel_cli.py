@@ -207,6 +207,8 @@ def test_a_table_of_yes_no_columns_trains_and_its_test_predictions_give_scikit_l
     assert len(rows) == round(0.2 * 1797) and (true.sum(1) == 0).any()  # rows of the digit 1: no label
     assert average_precision_score(true, probs, average="macro") == pytest.approx(metrics["test/map"], abs=1e-5)
     assert metrics["test/map"] > 0.95 and metrics["val/f1_micro"] > 0.85, metrics
+    at_half = f1_score(true, (probs > 0.5).astype(int), average="micro")  # the thresholds tuned on validation
+    assert metrics["test/f1_micro"] >= at_half - 0.01, (metrics["test/f1_micro"], at_half)  # equal them or beat them
     report = cli("src.report", str(run.parent))  # the task's metrics are columns of src.report's table
     assert report.returncode == 0, report.output[-3000:]
     assert "test/map" in report.output and f"{metrics['test/map']:.4f}" in report.output
@@ -306,3 +308,50 @@ def test_lenet_learns_the_fashion_mnist_mosaics_through_the_command_line(cli):
     assert result.returncode == 0, result.output[-3000:]
     metrics = result.metrics()
     assert metrics["test/map"] > 0.7 and metrics["test/f1_micro"] > 0.6, metrics
+
+
+def test_a_5_fold_audit_finds_most_corrupted_label_sets_of_the_digit_properties(digit_properties, cli, tmp_path):
+    """5 % of the rows (seeded) get the properties of another digit; `src.audit --run ... folds=5` trains five
+    folds (plain seeded KFold) and cleanlab's multi-label mode flags them. Measured (CPU, these settings): 92 %
+    of the corrupted label sets found, precision 69 % (docs/evaluation.md#finding-label-errors)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(digits.target), int(0.05 * len(digits.target)), replace=False)
+    given = digits.target.copy()
+    given[chosen] = (given[chosen] + rng.integers(1, 10, len(chosen))) % 10
+
+    def properties(digit: int) -> list[int]:
+        return [int(digit in members) for members in PROPERTIES.values()]
+
+    corrupted = {str(i) for i in chosen if properties(given[i]) != properties(digits.target[i])}
+    with open(tmp_path / "corrupted.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*(f"px{i}" for i in range(64)), *PROPERTIES])
+        writer.writerows([*pixels, *properties(digit)] for pixels, digit in zip(digits.data.astype(int).tolist(),
+                                                                                given.tolist()))
+    sweep = tmp_path / "sweep"
+    result = cli("src.audit", "--run", "data=csv", "data.path=corrupted.csv", f"data.target=[{','.join(PROPERTIES)}]",
+                 "data.allow_no_label=true", "model=mlp", "trainer=cpu", "logger=none", "trainer.max_epochs=10",
+                 "callbacks=[model_checkpoint,fold_predictions]", f"hydra.sweep.dir={sweep}", "folds=5")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "(cleanlab, multi-label, out-of-fold predictions)" in result.output
+    folds = [read_rows(p) for p in sorted(sweep.glob("*/val_predictions.csv"))]
+    held = [{r["sample"] for r in rows} for rows in folds]
+    assert len(folds) == 5 and set.union(*held) and sum(map(len, held)) == len(set.union(*held))  # disjoint folds
+    issues = read_rows(sweep / "label_issues.csv")
+    assert list(issues[0]) == ["rank", "sample", "given", "suggested", "label_quality"]
+    seen = corrupted & set.union(*held)
+    found = {r["sample"] for r in issues} & seen
+    recall, precision = len(found) / len(seen), len(found) / len(issues)
+    assert recall >= 0.5 and precision >= 0.4, (recall, precision, len(seen), len(issues))
+    print(f"multi-label digits table: {recall:.0%} of the corrupted label sets found, precision {precision:.0%}")
+
+
+def test_a_model_of_one_class_per_sample_on_several_labels_stops_in_one_sentence(digit_properties, cli_in_process):
+    result = cli_in_process("src.train", "data=csv", f"data.path={digit_properties / 'properties.csv'}",
+                            "data.target=[even,prime]", "data.allow_no_label=true", "model=perceptron",
+                            "trainer=cpu", "logger=none", "trainer.max_epochs=1")
+    assert_one_sentence(result, "BinaryClassificationModule predicts one class per sample", "several labels per "
+                        "sample", "model=mlp")

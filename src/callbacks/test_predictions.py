@@ -76,21 +76,21 @@ class TestPredictionsCSV(TestProbabilities):
 
 
 class FoldPredictions(L.Callback):
-    """Writes `<run>/val_predictions.csv` in a cross-validation run (nothing without `data.num_folds`), when
-    testing starts: the weights are the best checkpoint's (`src.train` tests that one)."""
+    """Writes `<run>/val_predictions.csv` (the task's columns) in a k-fold run (nothing without `data.num_folds`)
+    when testing starts: the weights are the best checkpoint's (`src.train` tests that one)."""
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule
         if not getattr(datamodule, "num_folds", None) or datamodule.val_split is None:
             return
         if trainer.world_size > 1:  # each process holds a shard of the validation batches
-            log.warning("%s is written by single-process runs only; this one has %d processes.", VAL_PREDICTIONS_FILE,
-                        trainer.world_size)
+            log.warning("%s is written by one-process runs; this has %d.", VAL_PREDICTIONS_FILE, trainer.world_size)
             return
         probabilities = []
         with torch.no_grad(), trainer.precision_plugin.forward_context():
             for batch in datamodule.val_dataloader():
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 probabilities.append(pl_module.predict_proba(x.to(pl_module.device)).float().cpu())
-        write_predictions_csv(Path(trainer.default_root_dir) / VAL_PREDICTIONS_FILE, datamodule.val_split,
-                              torch.cat(probabilities), list(datamodule.class_names))
+        getattr(pl_module, "write_predictions_csv", write_predictions_csv)(
+            Path(trainer.default_root_dir) / VAL_PREDICTIONS_FILE, datamodule.val_split, torch.cat(probabilities),
+            list(datamodule.class_names))

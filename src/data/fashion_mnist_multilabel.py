@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from src.data.mnist import FashionMNISTDataModule
-from src.data.multilabel import random_split
+from src.data.multilabel_folds import LabelSetFolds
 from src.data.splits import Split
 from src.errors import require
 
@@ -31,7 +31,7 @@ def mosaics(images: torch.Tensor, labels: torch.Tensor, count: int, num_classes:
     return torch.cat([top, bottom], dim=-2).contiguous(), targets
 
 
-class FashionMNISTMosaicDataModule(FashionMNISTDataModule):
+class FashionMNISTMosaicDataModule(LabelSetFolds, FashionMNISTDataModule):
     """Fashion-MNIST mosaics with several labels each (module docstring)."""
 
     title = "Fashion-MNIST"
@@ -41,8 +41,6 @@ class FashionMNISTMosaicDataModule(FashionMNISTDataModule):
         for key, value in (("train_mosaics", train_mosaics), ("test_mosaics", test_mosaics)):
             require(isinstance(value, int) and value >= 10, f"data.{key} must be an integer of at least 10, got "
                                                             f"{value!r}.")
-        require(not kwargs.get("num_folds"), "data.num_folds needs one class per sample to stratify its folds; the "
-                                             "mosaics validate on data.val_fraction of the training mosaics instead.")
         super().__init__(**kwargs)
         self.train_mosaics, self.test_mosaics = train_mosaics, test_mosaics
 
@@ -51,5 +49,7 @@ class FashionMNISTMosaicDataModule(FashionMNISTDataModule):
         generator = torch.Generator().manual_seed(int(self.split_seed))
         train = Split(*mosaics(train_items.inputs, train_items.targets, self.train_mosaics, len(names), generator))
         test = Split(*mosaics(test_items.inputs, test_items.targets, self.test_mosaics, len(names), generator))
-        keep, held = random_split(len(train), self.val_fraction, self.split_seed)
+        if self.fold_count:  # out-of-fold predictions name a mosaic by its place among the training mosaics
+            train = Split(train.inputs, train.targets, [str(i) for i in range(len(train))])
+        keep, held = self.carve_validation(len(train))
         return train.subset(keep), train.subset(held), test, names

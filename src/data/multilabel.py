@@ -35,6 +35,20 @@ def random_split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[held:]), np.sort(order[:held])
 
 
+def kfold_split(count: int, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions (kept, held out) of fold `fold` of a shuffled, seeded `num_folds`-fold split."""
+    from sklearn.model_selection import KFold  # (plain folds: a stratified one needs one class per sample)
+    require(count >= num_folds, f"{count} training samples are too few for data.num_folds={num_folds}.")
+    keep, held = list(KFold(n_splits=num_folds, shuffle=True, random_state=int(seed)).split(np.zeros(count)))[fold]
+    return np.sort(keep), np.sort(held)
+
+
+def validation_split(count: int, num_folds: int | None, fold: int, val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) positions: fold `fold` of `num_folds`, else a random `val_fraction`."""
+    return kfold_split(count, num_folds, fold, seed) if num_folds else random_split(count, val_fraction, seed)
+
+
 def parse_label_sets(texts: Sequence[str], separator: str, where: Sequence[str]) -> list[list[str]]:
     """Each text split at `separator`, blanks dropped (`where[i]` names sample i in messages)."""
     require(bool(separator), "data.label_separator must be a non-empty string such as '|'.")
@@ -119,7 +133,8 @@ def table_value(key: str, data: Any) -> Any:
     layout = multilabel_layout(data.path, list(targets_of(data.target)), data.get("features"), data.get("missing"),
                                data.get("test_fraction", 0.2), data.get("val_fraction", 0.1),
                                data.get("split_seed", 42),
-                               data.get("encoding"), data.get("label_separator"), data.get("allow_no_label", False))
+                               data.get("encoding"), data.get("label_separator"), data.get("allow_no_label", False),
+                               data.get("num_folds"), data.get("fold", 0))
     return len(layout.class_names) if key == "num_classes" else [layout.encoder.width]
 
 
@@ -143,19 +158,21 @@ class MultiLabelLayout:
 
 def multilabel_layout(path: str, targets: Sequence[str], features: Sequence[str] | None, missing: str | None,
                       test_fraction: float, val_fraction: float, split_seed: int, encoding: str | None,
-                      separator: str | None, allow_no_label: bool) -> MultiLabelLayout:
+                      separator: str | None, allow_no_label: bool, num_folds: int | None = None,
+                      fold: int = 0) -> MultiLabelLayout:
     resolved = Path(str(path)).expanduser()
     require(resolved.is_file(), f"there is no table at {resolved}; pass data.path=FILE (a .csv, .xlsx or .parquet).")
     stat = resolved.stat()
     return _layout(str(resolved.resolve()), stat.st_size, stat.st_mtime_ns, tuple(targets),
                    tuple(features) if features else None, missing or "error", float(test_fraction),
-                   float(val_fraction), int(split_seed), encoding or None, separator or None, bool(allow_no_label))
+                   float(val_fraction), int(split_seed), encoding or None, separator or None, bool(allow_no_label),
+                   num_folds or None, int(fold or 0))
 
 
 @lru_cache(maxsize=8)
 def _layout(path: str, size: int, mtime_ns: int, targets: tuple[str, ...], features: tuple[str, ...] | None,
             missing: str, test_fraction: float, val_fraction: float, split_seed: int, encoding: str | None,
-            separator: str | None, allow_no_label: bool) -> MultiLabelLayout:
+            separator: str | None, allow_no_label: bool, num_folds: int | None, fold: int) -> MultiLabelLayout:
     require(0 < test_fraction < 1, f"data.test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
     file = Path(path)
     from src.data.table_encoding import MISSING_POLICIES  # (pandas: loaded for tables only)
@@ -190,7 +207,7 @@ def _layout(path: str, size: int, mtime_ns: int, targets: tuple[str, ...], featu
         names, matrix = label_matrix(parse_label_sets(texts, separator, where), where, allow_no_label,
                                      source=f" in the column {targets[0]!r} of {file}")
     rest, test = random_split(len(frame), test_fraction, split_seed)
-    keep, held = random_split(len(rest), val_fraction, split_seed)
+    keep, held = validation_split(len(rest), num_folds, fold, val_fraction, split_seed)
     train, val = rest[keep], rest[held]
     from src.data.table_encoding import TableEncoder
     encoder = TableEncoder.fit(frame.iloc[train], chosen, missing)

@@ -2,7 +2,8 @@
 `file` (the image's path inside data.root) and `labels` (its labels separated by `|`); the label names are the
 distinct labels of the file, sorted. The images lie anywhere under data.root (class folders are not needed),
 or under train/, val/ and test/ folders, which are then the splits; missing splits are carved at random
-(seeded by data.split_seed; a stratified split needs one class per image). Every image needs a row; a row
+(seeded by data.split_seed; validation is fold data.fold of a seeded data.num_folds-fold split when set; a
+stratified split needs one class per image). Every image needs a row; a row
 without labels needs data.allow_no_label=true.
 """
 
@@ -16,16 +17,15 @@ import torch
 from src.data.image_folder import ImageFolderDataModule
 from src.data.image_folder_listing import FolderListing
 from src.data.multilabel import list_labelled_images, random_split
+from src.data.multilabel_folds import LabelSetFolds
 from src.data.splits import Split
 from src.errors import require
 
 
-class MultiLabelImageFolderDataModule(ImageFolderDataModule):
+class MultiLabelImageFolderDataModule(LabelSetFolds, ImageFolderDataModule):
     """An image folder with a labels file (module docstring); otherwise as `ImageFolderDataModule`."""
 
     def __init__(self, root: str, labels_file: str, allow_no_label: bool = False, **kwargs: Any) -> None:
-        require(not kwargs.get("num_folds"), "data.num_folds needs one class per image to stratify its folds; images "
-                                             "with several labels validate on data.val_fraction instead.")
         self.labels_file, self.allow_no_label = str(labels_file), bool(allow_no_label)
         super().__init__(root, **kwargs)
 
@@ -48,8 +48,10 @@ class MultiLabelImageFolderDataModule(ImageFolderDataModule):
         if not len(test):
             keep, held = random_split(len(train), self.test_fraction, self.split_seed)
             train, test = train[keep], train[held]
+        require(not (len(val) and self.fold_count), f"data.num_folds carves validation from the training images, but "
+                                                    f"{self.root} has a val/ folder; drop data.num_folds or val/.")
         if not len(val):
-            keep, held = random_split(len(train), self.val_fraction, self.split_seed)
+            keep, held = self.carve_validation(len(train))
             train, val = train[keep], train[held]
 
         def split(index: np.ndarray) -> Split:

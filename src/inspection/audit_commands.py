@@ -27,13 +27,17 @@ log = logging.getLogger(__name__)
 def audit_labels(sweep: str | Path, top: int = 30) -> Path:
     """label_issues.csv (+ label_issues.png and its TensorBoard image) in the sweep folder; returns the CSV."""
     sweep = Path(str(sweep)).expanduser()
-    oof = out_of_fold(sweep)
-    issues = label_issues(oof)
+    from src.inspection.multilabel_issues import is_multilabel_sweep
+    several = is_multilabel_sweep(sweep)  # several labels per sample: cleanlab's multi-label mode, no grid
+    if several:
+        from src.inspection.multilabel_issues import multilabel_label_issues, multilabel_out_of_fold
+    oof = multilabel_out_of_fold(sweep) if several else out_of_fold(sweep)
+    issues = multilabel_label_issues(oof) if several else label_issues(oof)
     path = sweep / "label_issues.csv"
     write_issues_csv(issues, path)
     print(f"{len(issues)} likely label error(s) among {len(oof.samples)} training samples of {len(oof.jobs)} runs "
-          f"(cleanlab, out-of-fold predictions): {path}", flush=True)
-    figure = issues_figure(oof.jobs[0], issues, oof.class_names, top)
+          f"(cleanlab{', multi-label' if several else ''}, out-of-fold predictions): {path}", flush=True)
+    figure = None if several else issues_figure(oof.jobs[0], issues, oof.class_names, top)
     if figure is not None:
         print(f"wrote {save_png(figure, sweep / 'label_issues.png')}", flush=True)
         with SummaryWriter(str(sweep / "tensorboard")) as writer:

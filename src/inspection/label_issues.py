@@ -61,6 +61,16 @@ def fold_jobs(sweep: Path) -> list[tuple[Path, int, int]]:
 
 def out_of_fold(sweep: str | Path) -> OutOfFold:
     """The sweep's out-of-fold predictions, joined sample by sample (several jobs per fold averaged)."""
+    table, class_names, jobs = fold_table(sweep)
+    position = {name: i for i, name in enumerate(class_names)}
+    labels = np.array([position[str(t)] for t in table["true"]], dtype=np.int64)
+    return OutOfFold(list(table.index), labels, table[[f"p_{c}" for c in class_names]].to_numpy(dtype=np.float64),
+                     class_names, jobs)
+
+
+def fold_table(sweep: str | Path) -> tuple[pd.DataFrame, list[str], list[Path]]:
+    """(one row per training sample: `true` and the mean `p_<class>` of its out-of-fold predictions, the class
+    names, the job folders) of a k-fold sweep; one sentence for a sweep that lacks some of them."""
     sweep = Path(str(sweep)).expanduser()
     jobs = fold_jobs(sweep)
     num_folds = jobs[0][1]
@@ -73,11 +83,7 @@ def out_of_fold(sweep: str | Path) -> OutOfFold:
     frames = [pd.read_csv(job / FILENAME, dtype={"sample": str}) for job, _, _ in jobs]
     columns = [c for c in frames[0].columns if c.startswith("p_")]
     table = pd.concat(frames).groupby("sample", sort=False).agg({"true": "first", **{c: "mean" for c in columns}})
-    class_names = [c[2:] for c in columns]
-    position = {name: i for i, name in enumerate(class_names)}
-    labels = np.array([position[str(t)] for t in table["true"]], dtype=np.int64)
-    return OutOfFold(list(table.index), labels, table[columns].to_numpy(dtype=np.float64), class_names,
-                     [job for job, _, _ in jobs])
+    return table, [c[2:] for c in columns], [job for job, _, _ in jobs]
 
 
 def label_issues(oof: OutOfFold) -> pd.DataFrame:
