@@ -152,3 +152,42 @@ def test_each_bad_input_ends_in_one_sentence(sets, tmp_path, args, fragments):
     args = [a.format(hub=sets["hub"], penguins=sets["penguins"], words=tmp_path / "words") for a in args]
     result = run_cli(tmp_path, sets["cache"], "src.train", "data=hf", *args, "logger=none")
     assert_one_sentence(result, *fragments)
+
+
+def test_a_gated_set_without_a_token_ends_in_one_sentence(tmp_path):
+    """The Hub answers a gated repository's API calls without a token with 401 and `X-Error-Code: GatedRepo`;
+    a local endpoint (HF_ENDPOINT on 127.0.0.1) answers so, and huggingface_hub and datasets take their own
+    error path to the one sentence."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Gated(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = json.dumps({"error": "Access to dataset someone/gated_set is restricted."}).encode()
+            self.send_response(401)
+            self.send_header("X-Error-Code", "GatedRepo")
+            self.send_header("X-Error-Message", "Access to dataset someone/gated_set is restricted. You must have "
+                                                "access to it and be authenticated to access it. Please log in.")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gated)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_DATASETS_OFFLINE")}
+        env.update(PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="0", COLUMNS="120", HF_HOME=str(tmp_path / "hf_home"),
+                   HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}", HF_HUB_DISABLE_IMPLICIT_TOKEN="1")
+        result = CliResult(run_module("src.train", ["data=hf", "data.path=someone/gated_set", "logger=none"],
+                                      tmp_path, env, timeout=120, new_interpreter=True), tmp_path)
+    finally:
+        server.shutdown()
+    assert_one_sentence(result, "data.path=someone/gated_set is a gated dataset", "HF_TOKEN")
