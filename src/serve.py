@@ -5,10 +5,12 @@ LitServe.
 - `POST /predict`: an image (raw body or multipart), several images (multipart files or JSON base64),
   or JSON rows for a table model; `top_k` in the query, form or JSON. Answers
   `{"predictions": [{"class", "probability", "classes", "probabilities"}, ...]}`: the probabilities
-  `src.predict` gives (same preprocessing, the checkpoint's calibration temperature).
+  `src.predict` gives (same preprocessing, the checkpoint's calibration temperature). A model with several
+  labels per sample answers `{"predictions": [{"labels", "scores": [{"label", "probability", "threshold",
+  "above"}, ...]}, ...]}`: every label, most probable first, and the labels above their thresholds.
 - Requests that arrive together are classified in one batch (`max_batch_size`, `batch_timeout`).
 - `GET /health` ("ok" once the model is loaded), `GET /info` (classes, input shape, model, the run's
-  metrics, batching counters).
+  metrics, the task and per-label thresholds, batching counters).
 - A bad request gets a 4xx and `{"error": "<one sentence>"}`; the server goes on serving.
 - SIGTERM: the HTTP processes stop accepting connections and finish the requests in flight, then the
   model processes stop, and the command exits with 0.
@@ -120,7 +122,8 @@ def serve(cfg: DictConfig) -> None:
 
     server.app.add_api_route("/info", info, methods=["GET"])
     stop_on_sigterm(s["drain_timeout"])
-    print(f"serving {described.source} ({described.model_name}, {len(prep.class_names)} classes) on "
+    print(f"serving {described.source} ({described.model_name}, {len(prep.class_names)} "
+          f"{'labels' if described.task == 'multilabel' else 'classes'}) on "
           f"http://{s['host']}:{s['port']}: POST /predict, GET /health, GET /info", flush=True)
     try:
         server.run(host=s["host"], port=s["port"], generate_client_file=False, log_level="warning")

@@ -3,7 +3,8 @@
 It writes `model.safetensors` (the net's weights under its own names), `config.json` and a `README.md`
 model card made from the run's own records (`src/inference/model_card.py`). `config.json` holds the
 architecture, the project's model config, class names, input shape, normalisation, the calibration
-temperature and thresholds where the checkpoint has them, the exact training command, and for timm
+temperature (one per label after src.calibrate of a multi-label model) and, for several labels per sample,
+`task: multilabel` and each label's threshold, the exact training command, and for timm
 models the keys timm's own loader reads (`architecture`, `num_classes`, `model_args`, `pretrained_cfg`:
 `timm.create_model("local-dir:DIR")`, or `hf-hub:owner/name` once pushed). `src.eval` and `src.predict`
 take the folder as `ckpt_path` (src/runs/model_folder.py) and give the checkpoint's logits.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from src.errors import UserError, require
-from src.runs.model_folder import CONFIG, NET_PREFIX, PROJECT_KEY, WEIGHTS
+from src.runs.model_folder import CONFIG, MODULE_BUFFERS, NET_PREFIX, PROJECT_KEY, WEIGHTS
 
 TIMM_NET = "src.models.nets.timm_net.timm_net"
 
@@ -30,8 +31,11 @@ def training_command(ckpt: dict[str, Any]) -> str:
     return " ".join(["python -m src.train", *(str(o) for o in overrides)])
 
 
-def folder_config(ckpt: dict[str, Any], prep, net_state: dict[str, Any]) -> dict[str, Any]:
-    """config.json: what a reader needs to know, then timm's keys, then the project's own records."""
+def folder_config(ckpt: dict[str, Any], prep, net_state: dict[str, Any],
+                  buffers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.json: what a reader needs to know, then timm's keys, then the project's own records; `buffers`:
+    the module's own state besides its net (a multi-label model's per-label `thresholds`)."""
+    buffers = buffers or {}
     run_config = ckpt["run_config"]
     hparams = ckpt.get("hyper_parameters") or {}
     net_cfg = dict(hparams.get("net") or run_config.get("model", {}).get("net") or {})
@@ -46,7 +50,8 @@ def folder_config(ckpt: dict[str, Any], prep, net_state: dict[str, Any]) -> dict
         "input_shape": list(prep.input_shape),
         "normalisation": {k: transform[k] for k in ("mean", "std", "max_value") if k in transform} or None,
         "temperature": ckpt.get("temperature"),
-        "thresholds": ckpt.get("thresholds"),
+        "task": "multilabel" if "thresholds" in buffers else "multiclass",
+        "thresholds": dict(zip(prep.class_names, buffers["thresholds"])) if "thresholds" in buffers else None,
         "model_config": run_config.get("model"),
         "training_command": training_command(ckpt),
     }
@@ -65,6 +70,7 @@ def folder_config(ckpt: dict[str, Any], prep, net_state: dict[str, Any]) -> dict
         "hyper_parameters": hparams,
         "data_state": {k: ckpt[k] for k in (data_class,) if k in ckpt},
         "temperature": ckpt.get("temperature"),
+        "module_buffers": buffers,
     }
     return config
 
@@ -87,13 +93,14 @@ def export_hub(cfg) -> Path:
         raise UserError(f"cannot write output={out} ({exc.strerror or exc}); choose a writable folder.") from None
     module = rebuild_module(path, ckpt, calibrated=False)
     state = module.state_dict()
+    kept = {k: state.pop(k).tolist() for k in MODULE_BUFFERS if k in state}  # in config.json, not with the weights
     others = [k for k in state if not k.startswith(NET_PREFIX)]
     require(not others, f"the module of {path} holds weights outside its net ({', '.join(others[:3])}), which a "
                         "model folder does not keep; export it with format=onnx or format=torchscript instead.")
     weights = {k[len(NET_PREFIX):]: v.detach().clone().contiguous() for k, v in state.items()}
     save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
     prep = preprocessing_of(ckpt, path)
-    config = folder_config(ckpt, prep, weights)
+    config = folder_config(ckpt, prep, weights, kept)
     (out / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
     write_card(out, path, ckpt, prep, config)
     print(f"exported hub: {out} ({WEIGHTS}, {CONFIG}, README.md)", flush=True)

@@ -91,21 +91,26 @@ def quantize_int8(float_path: Path, ckpt: dict[str, Any], samples: int) -> tuple
 
 
 def compare_int8(float_path: Path, int8_file: Path, batches: list[np.ndarray]) -> str:
-    """One line: how often the int8 file's predicted class is the float file's, on the calibration inputs."""
-    from src.inference.onnx_model import onnx_session
+    """One line: how often the int8 file's predicted class (several labels per sample: its set of labels above
+    their thresholds) is the float file's, on the calibration inputs."""
+    from src.inference.onnx_model import metadata_of, onnx_session
 
     float_session, int8_session = onnx_session(float_path), onnx_session(int8_file)
+    thresholds = metadata_of(float_path).get("thresholds")  # a file of per-label probabilities
     agree = total = 0
     worst = 0.0
     for x in batches:
         a = float_session.run(None, {"input": x})[0]
         b = int8_session.run(None, {"input": x})[0]
         worst = max(worst, float(np.abs(a - b).max()))
-        if a.shape[1] > 1:
+        if thresholds is not None:
+            agree += int(((a > np.array(thresholds)) == (b > np.array(thresholds))).all(1).sum())
+        elif a.shape[1] > 1:
             agree += int((a.argmax(1) == b.argmax(1)).sum())
         else:
             agree += int(((a > 0) == (b > 0)).sum())
         total += len(x)
     size = float_path.stat().st_size / max(int8_file.stat().st_size, 1)
-    return (f"int8: {int8_file} ({size:.1f}x smaller than the float file); predicted class as the float file's for "
+    return (f"int8: {int8_file} ({size:.1f}x smaller than the float file); predicted "
+            f"{'label set' if thresholds is not None else 'class'} as the float file's for "
             f"{agree}/{total} calibration inputs, largest output difference {worst:.3g}")

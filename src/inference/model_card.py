@@ -7,6 +7,9 @@ mean ± std over the runs of a seed sweep beside it: same overrides but the seed
 confusion-matrix image from `confusion_matrix_test.csv`, the data set and a fingerprint of its splits (a
 SHA-256 of every sample id and label, split by split, from the data module rebuilt as training built it),
 the training command and configuration, and an "Intended use and limitations" section for the author.
+A model with several labels per sample shows its own metrics (mAP, F1 micro / macro / samples, Hamming loss,
+exact match; no accuracy), the mean per-label ECE, and each label's threshold, precision, recall and F1 from the
+run's `test_predictions.csv` instead of the confusion matrix.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 METRIC_TYPES = {"acc": "accuracy", "f1": "f1", "precision": "precision", "recall": "recall", "loss": "loss",
-                "ece": "ece"}
+                "ece": "ece", "map": "mAP", "f1_micro": "f1", "f1_macro": "f1", "f1_samples": "f1",
+                "hamming": "hamming_loss", "exact_match": "exact_match"}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -52,8 +56,9 @@ def seed_sweep(run_dir: Path, record: dict[str, Any]) -> dict[str, tuple[float, 
     return {k: (statistics.fmean(r[k] for r in runs), statistics.stdev(r[k] for r in runs), len(runs)) for k in keys}
 
 
-def ece_of(run_dir: Path, class_names: list[str]) -> float | None:
-    """The test ECE: the latest src.eval record's, else from the run's test probabilities."""
+def ece_of(run_dir: Path, class_names: list[str], multilabel: bool = False) -> float | None:
+    """The test ECE: the latest src.eval record's, else from the run's test probabilities (several labels per
+    sample: the mean of every label's ECE, as src.eval reports it)."""
     evals = sorted(run_dir.glob("eval/*/metrics.json"))
     for record in reversed(evals):
         ece = (_read_json(record) or {}).get("metrics", {}).get("test/ece")
@@ -68,6 +73,11 @@ def ece_of(run_dir: Path, class_names: list[str]) -> float | None:
 
     columns = [i for i, c in enumerate(rows[0]) if c.startswith("p_")]
     probabilities = torch.tensor([[float(r[i]) for i in columns] for r in rows[1:]])
+    if multilabel:
+        from src.inference.multilabel import per_label_ece
+
+        truth = torch.tensor(label_sets(rows, "true", class_names))
+        return float(per_label_ece(probabilities, truth).mean())
     targets = torch.tensor([class_names.index(r[rows[0].index("true")]) for r in rows[1:]])
     return float(calibration_metrics(probabilities, targets)["ece"])
 
@@ -100,6 +110,28 @@ def per_class(run_dir: Path, out: Path, class_names: list[str]) -> tuple[list[st
     return lines, True
 
 
+def label_sets(rows: list[list[str]], column: str, names: list[str]) -> list[list[int]]:
+    """0/1 rows of the `|`-joined label sets in `column` of a test_predictions.csv (header first)."""
+    at = rows[0].index(column)
+    return [[int(n in r[at].split("|")) for n in names] for r in rows[1:]]
+
+
+def per_label(run_dir: Path, class_names: list[str], thresholds: dict[str, float]) -> list[str]:
+    """Markdown rows of each label's threshold, precision, recall and F1 from the run's test_predictions.csv."""
+    rows = _csv(run_dir / "test_predictions.csv")
+    if not rows or len(rows) < 2 or not {"true", "predicted"} <= set(rows[0]):
+        return []
+    true, predicted = label_sets(rows, "true", class_names), label_sets(rows, "predicted", class_names)
+    lines = ["| label | threshold | precision | recall | F1 | test samples with it |", "|---|---|---|---|---|---|"]
+    for i, name in enumerate(class_names):
+        tp = sum(t[i] and p[i] for t, p in zip(true, predicted))
+        guessed, actual = sum(p[i] for p in predicted), sum(t[i] for t in true)
+        precision, recall = (tp / guessed if guessed else 0.0), (tp / actual if actual else 0.0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        lines.append(f"| {name} | {thresholds[name]:.4f} | {precision:.4f} | {recall:.4f} | {f1:.4f} | {actual} |")
+    return lines
+
+
 def split_fingerprint(ckpt: dict[str, Any]) -> tuple[str | None, dict[str, int]]:
     """(SHA-256 of every split's sample ids and labels, samples per split), from the data module rebuilt."""
     from src.builders import build_datamodule
@@ -122,9 +154,11 @@ def split_fingerprint(ckpt: dict[str, Any]) -> tuple[str | None, dict[str, int]]
     return digest.hexdigest(), counts
 
 
-def _front_matter(config: dict[str, Any], metrics: dict[str, float], dataset: str, image: bool) -> list[str]:
+def _front_matter(config: dict[str, Any], metrics: dict[str, float], dataset: str, image: bool,
+                  multilabel: bool = False) -> list[str]:
     lines = ["---", "library_name: lightning-hydra-classify", "tags:", "- image-classification" if image
-             else "- tabular-classification", "- pytorch", "model-index:", f"- name: {config['architecture']}",
+             else "- tabular-classification", *(["- multi-label-classification"] if multilabel else []),
+             "- pytorch", "model-index:", f"- name: {config['architecture']}",
              "  results:", "  - task:", f"      type: {'image' if image else 'tabular'}-classification",
              "    dataset:", f"      name: {json.dumps(dataset)}", f"      type: {json.dumps(dataset)}",
              "    metrics:"]
@@ -141,16 +175,20 @@ def write_card(out: Path, path: Path, ckpt: dict[str, Any], prep, config: dict[s
 
     run_dir = run_dir_of(path.resolve())
     record = _read_json(run_dir / "metrics.json") if run_dir else None
-    metrics = _test_metrics(record)
+    multilabel = config.get("task") == "multilabel"  # its test/acc is the exact match, shown under that name
+    metrics = {k: v for k, v in sorted(_test_metrics(record).items(), key=lambda kv: multilabel and kv[0] != "test/map")
+               if not (multilabel and k == "test/acc")}  # mAP first
     names = list(prep.class_names)
     data_cfg = ckpt["run_config"].get("data") or {}
     dataset = str(data_cfg.get("dataset") or data_cfg.get("name") or prep.data_name)
-    ece = ece_of(run_dir, names) if run_dir else None
+    ece = ece_of(run_dir, names, multilabel) if run_dir else None
     sweep = seed_sweep(run_dir, record) if run_dir and record else {}
     lines = _front_matter(config, {**metrics, **({"test/ece": ece} if ece is not None else {})}, dataset,
-                          prep.is_image)
+                          prep.is_image, multilabel)
+    kind = f"a multi-label classifier of {len(names)} labels, each predicted above its own threshold" \
+        if multilabel else f"a classifier of {len(names)} classes"
     lines += [f"# {config['architecture']} on {dataset}", "",
-              f"`{config['architecture']}`, a classifier of {len(names)} classes ({', '.join(names[:20])}"
+              f"`{config['architecture']}`, {kind} ({', '.join(names[:20])}"
               f"{', ...' if len(names) > 20 else ''}), input shape {list(prep.input_shape)}, trained with "
               "lightning-hydra-classify. Load it with `python -m src.predict ckpt_path=<this folder> inputs=...`"
               + (" or `timm.create_model('local-dir:<this folder>', pretrained=True)`." if "pretrained_cfg" in config
@@ -166,9 +204,12 @@ def write_card(out: Path, path: Path, ckpt: dict[str, Any], prep, config: dict[s
             lines.append(f"| test/ece | {ece:.4f} |" + (" |" if sweep else ""))
     else:
         lines.append("The run's metrics.json was not found beside the checkpoint: no test metrics recorded.")
-    rows, drawn = per_class(run_dir, out, names) if run_dir else ([], False)
+    if multilabel:
+        rows, drawn = (per_label(run_dir, names, config["thresholds"]) if run_dir else []), False
+    else:
+        rows, drawn = per_class(run_dir, out, names) if run_dir else ([], False)
     if rows:
-        lines += ["", "## Per-class metrics (test)", "", *rows]
+        lines += ["", f"## Per-{'label' if multilabel else 'class'} metrics (test)", "", *rows]
     if drawn:
         lines += ["", "![test confusion matrix](confusion_matrix.png)"]
     fingerprint, counts = split_fingerprint(ckpt)

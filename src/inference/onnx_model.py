@@ -4,6 +4,9 @@ net (what `src.eval ckpt_path=model.onnx` tests: the file's outputs, with the ch
 
 The exported net already divides its logits by the checkpoint's calibration temperature (the loader
 wraps the net before export), so the file's logits are the calibrated ones.
+A file of a model with several labels per sample gives sigmoid probabilities (src.export wraps the net
+in `SigmoidOutputs`); as the net of its module it is read back as logits (`LogitsOfProbabilities`), so the
+module's sigmoid gives the file's probabilities again and src.eval scores them.
 """
 
 from __future__ import annotations
@@ -86,6 +89,20 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0]).to(x.device)
 
 
+class LogitsOfProbabilities(nn.Module):
+    """A net that outputs probabilities, as one that outputs logits: log(p / (1 - p)), in float64 so that the
+    module's sigmoid gives p back to float32 rounding. A probability that rounded to exactly 1 or 0 gives the
+    logit 40 or -200 (whose float32 sigmoid is that 1 or 0 again), so the loss stays finite."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.logit(self.net(x).double())
+        return torch.nan_to_num(logits, posinf=40.0, neginf=-200.0).float()
+
+
 def onnx_module(path: str | Path) -> tuple[Path, dict[str, Any], Any]:
     """(the ONNX file's path, its checkpoint, that checkpoint's module with the ONNX file as its net): the
     checkpoint (named in `<file>.json`) gives the data and the metrics' setup, the file every output."""
@@ -98,4 +115,9 @@ def onnx_module(path: str | Path) -> tuple[Path, dict[str, Any], Any]:
     ckpt_path, ckpt = load_checkpoint(meta["checkpoint"])
     module = rebuild_module(ckpt_path, ckpt, calibrated=False)  # the file holds the temperature already
     module.net = OnnxNet(path)
+    if getattr(module, "task", None) == "multilabel":  # the file gives probabilities, the module expects logits
+        require((meta.get("output") or {}).get("name") == "probabilities",
+                f"{path} gives {(meta.get('output') or {}).get('name')!r} outputs, not the per-label probabilities "
+                "src.export writes for a model with several labels per sample; export the checkpoint again.")
+        module.net = LogitsOfProbabilities(module.net)
     return path, ckpt, module

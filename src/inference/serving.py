@@ -4,9 +4,10 @@ classifies batches of requests.
 The HTTP processes turn each request into the model's input (src/inference/serve_requests.py); here
 the requests of a batch are stacked into one tensor, normalised as `src.predict` normalises
 (`Preprocessing.normalize`), classified (a checkpoint: `predict_proba` of the module rebuilt with its
-calibration temperature, as `src.predict`; an ONNX file: its logits through `probabilities_from_logits`)
-and split back into one answer per request. Counters of requests and batches live in shared memory that
-`GET /info` reads.
+calibration temperature, as `src.predict`; an ONNX file: its logits through `probabilities_from_logits`, or
+the sigmoid probabilities a multi-label file already gives) and split back into one answer per request
+(`ranked`: classes by probability, or for several labels per sample every label with its threshold).
+Counters of requests and batches live in shared memory that `GET /info` reads.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Predictor:
     run_metrics: dict[str, float] = field(default_factory=dict)
     model: Any = None
     device: str = "cpu"
+    task: str = "multiclass"  # "multilabel": one sigmoid probability per label, predicted above its threshold
+    thresholds: list[float] | None = None
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -43,7 +46,8 @@ class Predictor:
             if self.kind == "onnx":
                 from src.inference.onnx_model import probabilities_from_logits
 
-                return probabilities_from_logits(self.model(x))
+                outputs = self.model(x)  # a multi-label file gives its sigmoid probabilities already
+                return outputs.float() if self.task == "multilabel" else probabilities_from_logits(outputs)
             return self.model.predict_proba(x.to(self.device)).cpu()
 
     def info(self) -> dict[str, Any]:
@@ -51,7 +55,8 @@ class Predictor:
                 "classes": self.prep.class_names, "input_shape": list(self.prep.input_shape),
                 "input": "table rows" if self.prep.is_table else "images",
                 "table_columns": list((self.prep.table or {}).get("features") or []) or None,
-                "metrics": self.run_metrics}
+                "metrics": self.run_metrics, "task": self.task,
+                "thresholds": dict(zip(self.prep.class_names, self.thresholds)) if self.thresholds else None}
 
 
 def run_metrics_of(ckpt_path: Path) -> dict[str, float]:
@@ -79,8 +84,10 @@ def load_predictor(path: str | Path, device: str = "cpu", with_model: bool = Tru
         quantized = (meta.get("quantization") or {}).get("type")
         name = f"ONNX{f' ({quantized})' if quantized else ''} of {ckpt_path.name or 'a checkpoint'}"
         model = OnnxNet(path) if with_model else None
+        multilabel = (meta.get("output") or {}).get("name") == "probabilities" and meta.get("thresholds") is not None
         return Predictor(str(path), "onnx", prep, name, run_metrics_of(ckpt_path) if meta.get("checkpoint") else {},
-                         model)
+                         model, task="multilabel" if multilabel else "multiclass",
+                         thresholds=[float(t) for t in meta["thresholds"]] if multilabel else None)
 
     from src.inference.model import rebuild_module
     from src.inference.preprocessing import preprocessing_of
@@ -91,12 +98,26 @@ def load_predictor(path: str | Path, device: str = "cpu", with_model: bool = Tru
     net = ((ckpt.get("hyper_parameters") or {}).get("net") or {}).get("_target_", "")
     name = f"{net.rsplit('.', 1)[-1] or 'net'} ({ckpt['run_config']['model'].get('_target_', '').rsplit('.', 1)[-1]})"
     model = rebuild_module(path, ckpt).to(device) if with_model else None
-    return Predictor(str(path), "checkpoint", prep, name, run_metrics_of(path), model, device)
+    thresholds = ckpt["state_dict"].get("thresholds")  # the buffer of a model with several labels per sample
+    multilabel = str(ckpt["run_config"].get("data", {}).get("task_model", "")).endswith("MultiLabelModule")
+    return Predictor(str(path), "checkpoint", prep, name, run_metrics_of(path), model, device,
+                     "multilabel" if multilabel else "multiclass",
+                     [float(t) for t in thresholds.tolist()] if multilabel and thresholds is not None else None)
 
 
-def ranked(probabilities: torch.Tensor, class_names: list[str], top_k: int) -> list[dict[str, Any]]:
+def ranked(probabilities: torch.Tensor, class_names: list[str], top_k: int,
+           thresholds: list[float] | None = None) -> list[dict[str, Any]]:
     """One answer per row: the predicted class and its probability, then the `top_k` classes by probability.
-    The one place that turns probabilities into labels (where per-class thresholds would apply)."""
+    The one place that turns probabilities into labels. With `thresholds` (several labels per sample) `top_k`
+    does not apply: `labels` are those above their thresholds, and `scores` lists every label (most probable
+    first) with its probability, threshold and whether it is above it, as src.predict decides."""
+    if thresholds is not None:
+        answers = []
+        for row in probabilities.tolist():
+            scores = sorted(({"label": name, "probability": p, "threshold": t, "above": p > t}
+                             for name, p, t in zip(class_names, row, thresholds)), key=lambda s: -s["probability"])
+            answers.append({"labels": [s["label"] for s in scores if s["above"]], "scores": scores})
+        return answers
     values, index = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     answers = []
     for vals, idx in zip(values.tolist(), index.tolist()):
@@ -141,4 +162,5 @@ class ClassifierAPI(ls.LitAPI):
 
     def encode_response(self, output: tuple[torch.Tensor, int]) -> dict[str, Any]:
         probabilities, top_k = output
-        return {"predictions": ranked(probabilities, self.predictor.prep.class_names, top_k)}
+        return {"predictions": ranked(probabilities, self.predictor.prep.class_names, top_k,
+                                      self.predictor.thresholds)}

@@ -3,8 +3,9 @@
 The folder holds `model.safetensors` (the net's weights, under the net's own names, as timm and the Hub
 expect them) and `config.json`, whose `lightning_hydra_classify` entry keeps what `src.eval` and
 `src.predict` rebuild a checkpoint's module and preprocessing from: the run configuration, the module's
-hyper-parameters, the data module's stored state (class names, normalisation, a table's encoding) and a
-calibration temperature. `load_checkpoint(DIR)` (src/runs/checkpoint.py) returns that checkpoint dict.
+hyper-parameters, the data module's stored state (class names, normalisation, a table's encoding), a
+calibration temperature (a list: one per label) and the module's own buffers (a multi-label model's
+per-label thresholds, `module_buffers`). `load_checkpoint(DIR)` (src/runs/checkpoint.py) returns that checkpoint dict.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from src.errors import UserError, require
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 PROJECT_KEY = "lightning_hydra_classify"  # the entry of config.json that holds the run's records
 NET_PREFIX = "net."                       # the LightningModule's name of its net
+MODULE_BUFFERS = ("thresholds",)  # module state besides the net, kept in config.json (multi-label thresholds)
 
 
 def is_model_folder(path: Path) -> bool:
@@ -47,6 +49,13 @@ def read_model_folder(path: Path) -> tuple[Path, dict[str, Any]]:
         "state_dict": {NET_PREFIX + name: tensor for name, tensor in weights.items()},
         **(stored.get("data_state") or {}),
     }
-    if stored.get("temperature") is not None:
-        ckpt["temperature"] = float(stored["temperature"])
+    import torch
+
+    for name, values in (stored.get("module_buffers") or {}).items():
+        require(name in MODULE_BUFFERS, f"{path / CONFIG} holds module state {name!r} that this code does not "
+                                        "read; load the folder with the code version that wrote it.")
+        ckpt["state_dict"][name] = torch.tensor(values, dtype=torch.float32)
+    temperature = stored.get("temperature")
+    if temperature is not None:  # one per label after src.calibrate of a multi-label model
+        ckpt["temperature"] = [float(t) for t in temperature] if isinstance(temperature, list) else float(temperature)
     return path, ckpt

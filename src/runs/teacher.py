@@ -32,8 +32,17 @@ NOT_THE_BEST = ("last.ckpt", "interrupted.ckpt")
 def student_class(base: type, settings: Mapping[str, Any]) -> type:
     """`base` (the configured `ClassificationModule` class) learning from the teacher `settings` name."""
     check_settings(settings)
+    # The loss is the KL of softened softmax outputs over exclusive classes: a model with several labels per
+    # sample (independent sigmoids) has no such distribution, as student or as teacher.
+    require(getattr(base, "task", None) != "multilabel",
+            "distill.teacher trains from a teacher's softmax over exclusive classes, which a model with several "
+            "labels per sample does not have; train it without distill.teacher.")
     path = teacher_checkpoint(str(settings["teacher"]))
-    return distillation_class(base, load_teacher(path, float(settings["temperature"]), float(settings["alpha"])))
+    teacher = load_teacher(path, float(settings["temperature"]), float(settings["alpha"]))
+    require(getattr(teacher.module, "task", None) != "multilabel",
+            f"the teacher {path} predicts several labels per sample (one sigmoid each), which gives no softmax over "
+            "exclusive classes to distil; pass a teacher trained with one class per sample.")
+    return distillation_class(base, teacher)
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
