@@ -146,7 +146,8 @@ def test_bad_input_stops_with_one_sentence(cli_in_process, args, fragments):
 @pytest.mark.parametrize("module,args,fragment", [
     ("src.eval", ["ckpt_path=x.ckpt", "data=digts"], "data=digts names no config in conf/data/; did you mean digits?"),
     ("src.predict", ["ckpt_path=x.ckpt", "inputs=[a.png"], "cannot read the override inputs=[a.png: "),
-    ("src.visualize", ["cam", "ckpt_path=x.ckpt", "data=fashion_mnst"], "did you mean fashion_mnist or fashion_mnist_multilabel?"),
+    ("src.visualize", ["cam", "ckpt_path=x.ckpt", "data=fashion_mnst"],
+     "did you mean fashion_mnist or fashion_mnist_multilabel?"),
     ("src.audit", ["duplicates", "data=cifar1O"], "data=cifar1O names no config in conf/data/; did you mean cifar10"),
 ])
 def test_every_entry_point_checks_its_command_line_before_composing(cli_in_process, module, args, fragment):
