@@ -27,7 +27,7 @@ OPTIONAL = (
     "src.data.multilabel", "src.data.multilabel_table", "src.data.multilabel_images",
     "src.data.fashion_mnist_multilabel", "src.data.multilabel_folds", "src.inspection.multilabel_issues",
     "src.data.imbalance", "src.models.imbalance", "src.models.class_weights", "src.callbacks.class_recall",
-    "src.serve",
+    "src.serve", "src.runs.model_folder",
 )
 MAX_MODULES, MAX_LINES = 30, 2500
 
