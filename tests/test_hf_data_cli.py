@@ -191,3 +191,30 @@ def test_a_gated_set_without_a_token_ends_in_one_sentence(tmp_path):
     finally:
         server.shutdown()
     assert_one_sentence(result, "data.path=someone/gated_set is a gated dataset", "HF_TOKEN")
+
+
+def test_the_label_audit_finds_flipped_species_of_a_hub_table(sets, tmp_path):
+    """12 training rows of the penguins set get another species (seeded); `src.audit --run` trains 3 folds
+    of the Hub set and cleanlab names the flipped rows by their `train/<row>` ids."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "flipped" / "data").mkdir(parents=True)
+    flipped = set()
+    for part in (sets["penguins"] / "data").glob("*.parquet"):
+        table = pq.read_table(part)
+        if part.name.startswith("train"):
+            frame, rng = table.to_pandas(), np.random.default_rng(0)
+            for row in rng.choice(len(frame), 12, replace=False).tolist():
+                frame.loc[row, "species"] = (frame.loc[row, "species"] + 1 + rng.integers(2)) % 3
+                flipped.add(f"train/{row}")
+            table = pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
+        pq.write_table(table, tmp_path / "flipped" / "data" / part.name)
+    result = run_cli(tmp_path, sets["cache"], "src.audit", "--run", "data=hf", f"data.path={tmp_path / 'flipped'}",
+                     "model=mlp", "trainer=cpu", "logger=none", "trainer.max_epochs=10", "folds=3",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 0, result.output[-3000:]
+    with open(tmp_path / "sweep" / "label_issues.csv", newline="") as f:
+        named = {row["sample"] for row in csv.DictReader(f)}
+    assert len(named & flipped) >= 9 and len(named & flipped) >= 0.75 * len(named), (sorted(named), sorted(flipped))
