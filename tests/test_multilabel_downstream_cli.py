@@ -76,6 +76,21 @@ def test_src_serve_answers_every_label_with_its_probability_and_threshold_as_src
         [s["label"] for s in answer["predictions"][0]["scores"] if s["above"]]
 
 
+def test_a_grey_image_sent_to_the_rgb_model_is_converted_as_src_predict_converts_it(labelled):
+    from PIL import Image
+
+    tmp = labelled["tmp"]
+    (tmp / "grey").mkdir(exist_ok=True)
+    Image.open(tmp / "new" / "000.png").convert("L").save(tmp / "grey" / "grey.png")
+    run_ok(tmp, "src.predict", f"ckpt_path={labelled['best']}", "inputs=grey", f"output={tmp / 'grey.csv'}")
+    (row,) = read_rows(tmp / "grey.csv")
+    status, answer = request(labelled["servers"]["checkpoint"].port, "/predict",
+                             (tmp / "grey" / "grey.png").read_bytes(), "image/png")
+    assert status == 200, answer
+    for score in answer["predictions"][0]["scores"]:
+        assert score["probability"] == pytest.approx(float(row[f"p_{score['label']}"]), abs=1e-5)
+
+
 def test_src_eval_of_the_multi_label_onnx_file_reports_the_checkpoints_metrics_and_int8_runs(labelled):
     tmp = labelled["tmp"]
     trained = json.loads((tmp / "run" / "metrics.json").read_text())["metrics"]
