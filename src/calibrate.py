@@ -47,7 +47,8 @@ def calibrate(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     check_validation_split(datamodule, path)
     if getattr(module, "task", None) == "multilabel":  # several labels per sample: one temperature per label
-        from src.inference.multilabel import calibrate_labels
+        from src.inference.multilabel import calibrate_labels, check_label_names
+        check_label_names(datamodule, ckpt, path)
         return calibrate_labels(module, datamodule, ckpt, path, output)
 
     val_logits, val_targets = logits_of(module, datamodule.val_dataloader())

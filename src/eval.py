@@ -92,7 +92,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_data_fits(model, datamodule, path)
     tested = TestProbabilities()
     if getattr(model, "task", None) == "multilabel":  # several labels per sample: its own report files
-        from src.inference.multilabel import write_multilabel_report
+        from src.inference.multilabel import check_label_names, write_multilabel_report
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        check_label_names(datamodule, ckpt, path)
         trainer = builders.build_trainer(cfg.trainer, [tested], builders.build_all(cfg.get("logger")))
         trainer.test(model, datamodule=datamodule)
         metrics = scalar_metrics(trainer.callback_metrics)

@@ -91,6 +91,18 @@ def test_a_grey_image_sent_to_the_rgb_model_is_converted_as_src_predict_converts
         assert score["probability"] == pytest.approx(float(row[f"p_{score['label']}"]), abs=1e-5)
 
 
+def test_a_label_the_model_never_learned_stops_src_eval_and_src_calibrate_in_one_sentence(labelled):
+    tmp = labelled["tmp"]
+    text = (tmp / "shapes" / "labels.csv").read_text()
+    (tmp / "shapes" / "renamed.csv").write_text(text.replace("red", "orange"))  # as many labels, one renamed
+    for module in ("src.eval", "src.calibrate"):
+        result = CliResult(run_module(module, [f"ckpt_path={labelled['best']}", "+data.labels_file=renamed.csv",
+                                               f"output={tmp / 'unused.ckpt'}"] if module == "src.calibrate" else
+                                      [f"ckpt_path={labelled['best']}", "+data.labels_file=renamed.csv"], tmp, env()),
+                           tmp)
+        assert_one_sentence(result, "unknown label 'orange'", "blue, green, red")
+
+
 def test_src_eval_of_the_multi_label_onnx_file_reports_the_checkpoints_metrics_and_int8_runs(labelled):
     tmp = labelled["tmp"]
     trained = json.loads((tmp / "run" / "metrics.json").read_text())["metrics"]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torchmetrics.functional.classification import binary_calibration_error
 
+from src.errors import UserError
 from src.inference.eval_report import write_csv
 from src.inference.images import find_images, load_image
 from src.inference.model import rebuild_module
@@ -27,6 +28,19 @@ def per_label_ece(probabilities: torch.Tensor, targets: torch.Tensor, bins: int 
     observed frequency of the label in each)."""
     return torch.tensor([float(binary_calibration_error(p.contiguous(), t.long(), n_bins=bins, norm="l1"))
                          for p, t in zip(probabilities.T.float().cpu(), targets.T.cpu())])
+
+
+def check_label_names(datamodule, ckpt: dict, path: Path) -> None:
+    """The data's labels (after `setup`) must be the checkpoint's: a label the model never learned, in a labels
+    file or label lists given to src.eval or src.calibrate, stops in one sentence."""
+    from src.inference.preprocessing import preprocessing_of
+
+    known = list(preprocessing_of(ckpt, path).class_names)
+    unknown = [str(n) for n in datamodule.class_names if str(n) not in known]
+    if unknown:
+        raise UserError(f"the data has the unknown label {unknown[0]!r} ({len(unknown)} label(s) the model in {path} "
+                        f"never learned); its labels are {', '.join(known[:12])}: fix the labels, or train a model "
+                        "on them.")
 
 
 def write_multilabel_report(out_dir: Path, trainer, model, datamodule, probabilities) -> dict[str, float]:
